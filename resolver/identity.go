@@ -1,0 +1,104 @@
+// Package resolver obtains identities from Authgear: through its Resolver
+// Endpoint, and (optionally) by verifying JWT access tokens locally.
+package resolver
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The identity headers, in canonical form so that they can be assigned to an
+// http.Header without canonicalising them again on every response.
+const (
+	HeaderSessionValid       = "X-Authgear-Session-Valid"
+	HeaderUserID             = "X-Authgear-User-Id"
+	HeaderUserAnonymous      = "X-Authgear-User-Anonymous"
+	HeaderUserVerified       = "X-Authgear-User-Verified"
+	HeaderUserCanReauth      = "X-Authgear-User-Can-Reauthenticate"
+	HeaderUserRoles          = "X-Authgear-User-Roles"
+	HeaderSessionAMR         = "X-Authgear-Session-Amr"
+	HeaderSessionAuthTime    = "X-Authgear-Session-Authenticated-At"
+	identityHeaderCount      = 8
+	maxIdentityHeaderValueSz = 4096
+)
+
+// IdentityHeaders lists every header an allow sets. Gateways must copy (or
+// strip) all of them so that a client cannot smuggle its own.
+func IdentityHeaders() []string {
+	return []string{
+		HeaderUserID, HeaderUserAnonymous, HeaderUserVerified, HeaderUserCanReauth,
+		HeaderUserRoles, HeaderSessionAMR, HeaderSessionAuthTime, HeaderSessionValid,
+	}
+}
+
+// Identity is who Authgear says is behind a credential.
+type Identity struct {
+	UserID            string
+	Anonymous         bool
+	Verified          bool
+	CanReauthenticate bool
+	Roles             []string
+	AMR               []string
+	// AuthenticatedAt is in Unix seconds; 0 when Authgear does not know it.
+	AuthenticatedAt int64
+}
+
+// Decision is the answer for one set of credentials: allow with an identity,
+// or deny. A Decision is immutable once made: the cache hands the same value to
+// many requests at once.
+type Decision struct {
+	Allow    bool
+	Identity Identity
+	// Expires is when the decision stops being true on its own (a JWT's exp);
+	// zero when only the cache's TTL limits it.
+	Expires time.Time
+
+	header http.Header
+}
+
+// Deny is the decision for a credential Authgear does not accept.
+func Deny() *Decision { return &Decision{} }
+
+// Allow returns an allow for id that stops being true at expires (zero: never
+// on its own). Its headers are rendered once here, not on every response.
+func Allow(id Identity, expires time.Time) *Decision {
+	d := &Decision{Allow: true, Identity: id, Expires: expires}
+	d.header = make(http.Header, identityHeaderCount)
+	set := func(k, v string) { d.header[k] = []string{v} }
+	set(HeaderSessionValid, "true")
+	set(HeaderUserID, id.UserID)
+	set(HeaderUserAnonymous, strconv.FormatBool(id.Anonymous))
+	set(HeaderUserVerified, strconv.FormatBool(id.Verified))
+	set(HeaderUserCanReauth, strconv.FormatBool(id.CanReauthenticate))
+	// Authgear joins roles with "," and AMR values with a single space.
+	set(HeaderUserRoles, strings.Join(id.Roles, ","))
+	set(HeaderSessionAMR, strings.Join(id.AMR, " "))
+	authAt := ""
+	if id.AuthenticatedAt > 0 {
+		authAt = strconv.FormatInt(id.AuthenticatedAt, 10)
+	}
+	set(HeaderSessionAuthTime, authAt)
+	return d
+}
+
+// Header returns the identity headers of an allow, every one present (empty
+// when unknown) so that a gateway copying them overwrites what a client sent.
+// The returned map and its slices are shared: callers must not modify them.
+func (d *Decision) Header() http.Header { return d.header }
+
+// validHeaderValue reports whether v may be echoed into a response header:
+// printable ASCII and spaces only, so nothing from upstream can split or
+// smuggle a header.
+func validHeaderValue(v string) bool {
+	if len(v) > maxIdentityHeaderValueSz {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
