@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -196,6 +198,12 @@ func (c *Client) resolve(ctx context.Context, req Request) (*Decision, int, erro
 	if err != nil {
 		return nil, resp.StatusCode, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	if d.Allow && req.Bearer != "" {
+		// A JWT access token stops being valid at its exp, whatever the cache's
+		// TTL. Authgear has just checked its signature (or the answer came
+		// from another credential, and a cap only shortens caching).
+		d.Expires = unverifiedExpiry(req.Bearer)
+	}
 	return d, resp.StatusCode, nil
 }
 
@@ -265,6 +273,34 @@ func decisionFromHeader(h http.Header) (*Decision, error) {
 		}
 	}
 	return Allow(id, time.Time{}), nil
+}
+
+// unverifiedExpiry reads the exp claim of a JWT without checking it; zero
+// when token is not a JWT with an exp.
+func unverifiedExpiry(token string) time.Time {
+	_, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return time.Time{}
+	}
+	payload, _, ok := strings.Cut(rest, ".")
+	if !ok || len(payload) > maxDrain {
+		return time.Time{}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(raw, &claims) != nil {
+		return time.Time{}
+	}
+	exp, err := claims.Exp.Float64()
+	if err != nil || exp <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(exp), 0)
 }
 
 // parseBool reads a "true"/"false" header; absent is false.

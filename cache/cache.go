@@ -1,0 +1,216 @@
+// Package cache answers who is behind a set of credentials from two tiers, an
+// in-process one and an optional shared Redis, before asking Authgear; it
+// coalesces concurrent misses and purges decisions when they stop being true.
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/authgear/authgear-forwardauth/resolver"
+)
+
+// Entry is a cached decision and when it stops being usable.
+type Entry struct {
+	Decision *resolver.Decision
+	Expires  time.Time
+}
+
+// Tier is one level of the cache. Both tiers pass the same test suite.
+type Tier interface {
+	Get(ctx context.Context, k Key) (Entry, bool, error)
+	Set(ctx context.Context, k Key, e Entry) error
+	Delete(ctx context.Context, k Key) error
+	DeleteUser(ctx context.Context, userID string) error
+}
+
+// Resolver obtains a decision on a miss.
+type Resolver interface {
+	Resolve(ctx context.Context, req resolver.Request) (*resolver.Decision, error)
+}
+
+// Config sets how long decisions are kept.
+type Config struct {
+	TTL         time.Duration // an allow
+	NegativeTTL time.Duration // a deny
+	// FetchTimeout bounds a coalesced miss as a whole (shared tier and
+	// resolver), since it no longer runs under any one request's context.
+	FetchTimeout time.Duration
+	// Clock is nil but in tests.
+	Clock Clock
+}
+
+// Cache is the two-tier cache in front of the resolver.
+type Cache struct {
+	cfg      Config
+	keyer    *Keyer
+	local    *Local
+	shared   Tier // nil without Redis
+	resolver Resolver
+	logger   *slog.Logger
+	group    singleflight.Group
+	// epoch changes on every purge; a miss that saw another epoch when it
+	// started must not write its answer into the in-process tier.
+	epoch atomic.Uint64
+
+	hitsLocal, hitsShared, missLocal, missShared prometheus.Counter
+	coalesced, sharedErrors                      prometheus.Counter
+}
+
+// New returns a cache. shared may be nil (in-process only).
+func New(cfg Config, keyer *Keyer, local *Local, shared Tier, r Resolver, logger *slog.Logger, reg prometheus.Registerer) *Cache {
+	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "forwardauth_cache_lookups_total",
+		Help: "Cache lookups by tier (local, redis) and result (hit, miss).",
+	}, []string{"tier", "result"})
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	c := &Cache{
+		cfg: cfg, keyer: keyer, local: local, shared: shared, resolver: r, logger: logger,
+		hitsLocal:  lookups.WithLabelValues("local", "hit"),
+		missLocal:  lookups.WithLabelValues("local", "miss"),
+		hitsShared: lookups.WithLabelValues("redis", "hit"),
+		missShared: lookups.WithLabelValues("redis", "miss"),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "forwardauth_coalesced_waits_total",
+			Help: "Requests that waited for another request's identical miss instead of calling Authgear.",
+		}),
+		sharedErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "forwardauth_cache_shared_errors_total",
+			Help: "Errors or timeouts of the shared (Redis) tier; requests went on to the resolver.",
+		}),
+	}
+	reg.MustRegister(lookups, c.coalesced, c.sharedErrors)
+	return c
+}
+
+// Key returns the cache key of a set of credentials.
+func (c *Cache) Key(cr resolver.Credentials) Key { return c.keyer.Key(cr) }
+
+// Decide answers req from the cache or, on a miss, from the resolver. An error
+// means the answer is unknown (Authgear unavailable); it is never cached.
+func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Decision, error) {
+	k := c.keyer.Key(req.Credentials)
+	if e, ok, _ := c.local.Get(ctx, k); ok {
+		c.hitsLocal.Inc()
+		return e.Decision, nil
+	}
+	c.missLocal.Inc()
+	return c.miss(ctx, k, req)
+}
+
+func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request) (*resolver.Decision, error) {
+	led := false
+	ch := c.group.DoChan(string(k[:]), func() (any, error) {
+		led = true
+		// The work is shared by every waiter, so one caller leaving must not
+		// cancel it for the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
+		defer cancel()
+		return c.fetch(fctx, k, req)
+	})
+	select {
+	case res := <-ch:
+		if !led {
+			c.coalesced.Inc()
+		}
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*resolver.Decision), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request) (*resolver.Decision, error) {
+	epoch := c.epoch.Load()
+	if c.shared != nil {
+		e, ok, err := c.shared.Get(ctx, k)
+		switch {
+		case err != nil:
+			c.sharedError(ctx, "get", err)
+		case ok:
+			c.hitsShared.Inc()
+			c.storeLocal(ctx, k, e, epoch)
+			return e.Decision, nil
+		default:
+			c.missShared.Inc()
+		}
+	}
+	d, err := c.resolver.Resolve(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	e := c.entryFor(d)
+	if c.shared != nil {
+		if err := c.shared.Set(ctx, k, e); err != nil {
+			c.sharedError(ctx, "set", err)
+		}
+	}
+	c.storeLocal(ctx, k, e, epoch)
+	return d, nil
+}
+
+// entryFor decides how long d may be served: an allow for CACHE_TTL, a deny
+// for CACHE_NEGATIVE_TTL, and never past the decision's own expiry.
+func (c *Cache) entryFor(d *resolver.Decision) Entry {
+	ttl := c.cfg.NegativeTTL
+	if d.Allow {
+		ttl = c.cfg.TTL
+	}
+	exp := c.cfg.Clock.Now().Add(ttl)
+	if !d.Expires.IsZero() && d.Expires.Before(exp) {
+		exp = d.Expires
+	}
+	return Entry{Decision: d, Expires: exp}
+}
+
+// storeLocal writes e unless a purge ran since the miss began. A purge landing
+// between the check and the write is caught by the check after it.
+func (c *Cache) storeLocal(ctx context.Context, k Key, e Entry, epoch uint64) {
+	if c.epoch.Load() != epoch {
+		return
+	}
+	_ = c.local.Set(ctx, k, e)
+	if c.epoch.Load() != epoch {
+		_ = c.local.Delete(ctx, k)
+	}
+}
+
+// sharedError counts a Redis failure; the request goes on without it.
+func (c *Cache) sharedError(ctx context.Context, op string, err error) {
+	c.sharedErrors.Inc()
+	if errors.Is(err, ErrSkipped) {
+		return // already logged when the tier went down
+	}
+	c.logger.LogAttrs(ctx, slog.LevelWarn, "redis tier failed; going on without it",
+		slog.String("op", op), slog.String("error", err.Error()))
+}
+
+// PurgeKey removes the decision for one set of credentials from every tier.
+func (c *Cache) PurgeKey(ctx context.Context, k Key) error {
+	c.epoch.Add(1)
+	_ = c.local.Delete(ctx, k)
+	if c.shared != nil {
+		return c.shared.Delete(ctx, k)
+	}
+	return nil
+}
+
+// PurgeUser removes every allow of userID from every tier.
+func (c *Cache) PurgeUser(ctx context.Context, userID string) error {
+	c.epoch.Add(1)
+	_ = c.local.DeleteUser(ctx, userID)
+	if c.shared != nil {
+		return c.shared.DeleteUser(ctx, userID)
+	}
+	return nil
+}

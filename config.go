@@ -1,0 +1,186 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// config is read from the environment. The envconfig tags are the single
+// description of every variable: -h prints them with envconfig.Usage.
+type config struct {
+	AuthgearEndpoint    string `envconfig:"AUTHGEAR_ENDPOINT" required:"true" desc:"the project's public origin, e.g. https://myproject.authgear.cloud"`
+	AuthgearResolverURL string `envconfig:"AUTHGEAR_RESOLVER_URL" desc:"where to call the resolver (default: AUTHGEAR_ENDPOINT/_resolver/resolve); the public Host is still sent"`
+	CookiePrefix        string `envconfig:"AUTHGEAR_COOKIE_PREFIX" desc:"the project's cookie_prefix, before session, app_session, app_access_token"`
+	ListenAddr          string `envconfig:"LISTEN_ADDR" default:":8080" desc:"address to serve on"`
+
+	RedisURL       string        `envconfig:"REDIS_URL" desc:"redis:// or rediss:// URL of the shared cache; empty: in-process cache only"`
+	RedisMode      string        `envconfig:"REDIS_MODE" default:"single" desc:"single, sentinel (REDIS_URL names a sentinel and ?master_name=) or cluster (extra nodes as ?addr=)"`
+	RedisKeyPrefix string        `envconfig:"REDIS_KEY_PREFIX" default:"forwardauth:" desc:"prefix of every Redis key"`
+	RedisTimeout   time.Duration `envconfig:"REDIS_TIMEOUT" default:"50ms" desc:"timeout of one Redis operation; on failure requests go on to Authgear"`
+	CacheKeySecret string        `envconfig:"CACHE_KEY_SECRET" desc:"secret of the keyed hash of credentials (32+ characters); required with REDIS_URL, random per process otherwise"`
+
+	CacheTTL         time.Duration `envconfig:"CACHE_TTL" default:"60s" desc:"how long an allow is cached"`
+	CacheNegativeTTL time.Duration `envconfig:"CACHE_NEGATIVE_TTL" default:"5s" desc:"how long a deny is cached"`
+	LocalCacheTTL    time.Duration `envconfig:"LOCAL_CACHE_TTL" default:"5s" desc:"with REDIS_URL, how long a replica keeps a decision in memory (bounds the lag of a missed purge)"`
+	LocalCacheSize   int           `envconfig:"LOCAL_CACHE_SIZE" default:"100000" desc:"most decisions kept in memory"`
+	ResolverTimeout  time.Duration `envconfig:"RESOLVER_TIMEOUT" default:"2s" desc:"timeout of a call to Authgear's resolver"`
+
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"how long SIGTERM waits for requests in flight"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+
+	// Derived by validate.
+	endpoint    *url.URL
+	resolverURL *url.URL
+	keySecret   []byte
+	logLevel    slog.Level
+}
+
+// loadConfig reads every variable through getenv, as envconfig's tags
+// describe them, and checks them. An error names the variable and the problem.
+func loadConfig(getenv func(string) string) (config, error) {
+	var c config
+	v := reflect.ValueOf(&c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		name := f.Tag.Get("envconfig")
+		if name == "" {
+			continue
+		}
+		raw := getenv(name)
+		if raw == "" {
+			if f.Tag.Get("required") == "true" {
+				return c, fmt.Errorf("%s is required: %s", name, f.Tag.Get("desc"))
+			}
+			raw = f.Tag.Get("default")
+		}
+		if err := setField(v.Field(i), raw); err != nil {
+			return c, fmt.Errorf("%s=%q: %v", name, raw, err)
+		}
+	}
+	return c, c.validate()
+}
+
+func setField(f reflect.Value, raw string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(raw)
+	case time.Duration:
+		if raw == "" {
+			return nil
+		}
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return errors.New("not a duration (e.g. 60s, 5m)")
+		}
+		f.SetInt(int64(d))
+	case int:
+		if raw == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return errors.New("not a whole number")
+		}
+		f.SetInt(int64(n))
+	case bool:
+		if raw == "" {
+			return nil
+		}
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return errors.New("not true or false")
+		}
+		f.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+func (c *config) validate() error {
+	var err error
+	if c.endpoint, err = parseOrigin(c.AuthgearEndpoint); err != nil {
+		return fmt.Errorf("AUTHGEAR_ENDPOINT=%q: %v", c.AuthgearEndpoint, err)
+	}
+	if c.AuthgearResolverURL != "" {
+		u, err := url.Parse(c.AuthgearResolverURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("AUTHGEAR_RESOLVER_URL=%q: must be an absolute http(s) URL", c.AuthgearResolverURL)
+		}
+		c.resolverURL = u
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"CACHE_TTL", c.CacheTTL}, {"CACHE_NEGATIVE_TTL", c.CacheNegativeTTL}, {"LOCAL_CACHE_TTL", c.LocalCacheTTL},
+		{"RESOLVER_TIMEOUT", c.ResolverTimeout}, {"REDIS_TIMEOUT", c.RedisTimeout}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s=%s: must be positive", d.name, d.v)
+		}
+	}
+	if c.LocalCacheSize <= 0 {
+		return fmt.Errorf("LOCAL_CACHE_SIZE=%d: must be positive", c.LocalCacheSize)
+	}
+	switch c.RedisMode {
+	case "single", "sentinel", "cluster":
+	default:
+		return fmt.Errorf("REDIS_MODE=%q: must be single, sentinel or cluster", c.RedisMode)
+	}
+	switch {
+	case c.CacheKeySecret != "" && len(c.CacheKeySecret) < 32:
+		return errors.New("CACHE_KEY_SECRET: must be at least 32 characters (e.g. openssl rand -hex 32)")
+	case c.CacheKeySecret != "":
+		c.keySecret = []byte(c.CacheKeySecret)
+	case c.RedisURL != "":
+		return errors.New("CACHE_KEY_SECRET is required with REDIS_URL: replicas sharing Redis must compute the same keys (e.g. openssl rand -hex 32)")
+	default:
+		c.keySecret = make([]byte, 32)
+		_, _ = rand.Read(c.keySecret)
+	}
+	if err := c.logLevel.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("LOG_LEVEL=%q: must be debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// parseOrigin accepts scheme://host[:port] and nothing more: Authgear picks
+// the project by host and builds its URLs from this origin.
+func parseOrigin(s string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSuffix(s, "/"))
+	switch {
+	case err != nil:
+		return nil, err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("must start with https:// (or http://)")
+	case u.Host == "":
+		return nil, errors.New("has no host")
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return nil, errors.New("must be an origin only, like https://myproject.authgear.cloud")
+	}
+	return u, nil
+}
+
+// printUsage lists every variable with its default.
+func printUsage(w io.Writer) error {
+	fmt.Fprintln(w, "authgear-forwardauth answers gateways' auth sub-requests from Authgear sessions.")
+	fmt.Fprintln(w, "Configured by environment variables:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	format := "{{range .}}  {{usage_key .}}\t{{if usage_default .}}default {{usage_default .}}{{else if usage_required .}}required{{end}}\t{{usage_description .}}\n{{end}}"
+	if err := envconfig.Usagef("", &config{}, tw, format); err != nil {
+		return err
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,113 @@
+package handler
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/authgear/authgear-forwardauth/resolver"
+)
+
+// errMalformed is a credential that cannot be a valid one: it is answered
+// with 401 at once, never forwarded.
+var errMalformed = errors.New("malformed credential")
+
+// maxTokenLen bounds a credential: Authgear's tokens and session ids are far
+// shorter, and nothing longer is worth an HMAC or a resolver call.
+const maxTokenLen = 16 << 10
+
+// cookieNames are the Authgear cookies, with the project's prefix.
+type cookieNames struct {
+	appSession, appAccessToken, session string
+}
+
+func newCookieNames(prefix string) cookieNames {
+	return cookieNames{prefix + "app_session", prefix + "app_access_token", prefix + "session"}
+}
+
+// readCredentials takes the Authgear credentials out of a request's headers,
+// and nothing else: other cookies and schemes stay with the app. bearer says
+// whether an Authorization: Bearer header was sent, for the 401's error code.
+func readCredentials(h http.Header, names cookieNames) (c resolver.Credentials, bearer bool, err error) {
+	if auth := h["Authorization"]; len(auth) > 0 {
+		if len(auth) > 1 {
+			return c, true, errMalformed // ambiguous: which one would the app trust?
+		}
+		scheme, token, _ := strings.Cut(auth[0], " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			bearer = true
+			token = strings.Trim(token, " ")
+			if !validToken(token) {
+				return c, true, errMalformed
+			}
+			c.Bearer = token
+		}
+		// Any other scheme (Basic, ...) is not an Authgear credential.
+	}
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			name, value, ok := strings.Cut(strings.TrimLeft(part, " "), "=")
+			if !ok {
+				continue
+			}
+			var dst *string
+			switch strings.TrimRight(name, " ") {
+			case names.appSession:
+				dst = &c.AppSession
+			case names.appAccessToken:
+				dst = &c.AppAccessToken
+			case names.session:
+				dst = &c.Session
+			default:
+				continue
+			}
+			// The first cookie of a name wins, as in net/http's Request.Cookie,
+			// which Authgear uses.
+			if *dst != "" {
+				continue
+			}
+			if v, ok := cookieValue(value); ok {
+				*dst = v
+			}
+		}
+	}
+	return c, bearer, nil
+}
+
+// validToken accepts the b64token of RFC 6750: what Authgear issues, and
+// nothing that could carry a header or cookie separator.
+func validToken(t string) bool {
+	if t == "" || len(t) > maxTokenLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// cookieValue checks a cookie value as net/http does (which is what Authgear
+// runs): an invalid one is ignored, as if it were not sent.
+func cookieValue(v string) (string, bool) {
+	v = strings.TrimRight(v, " ")
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if v == "" || len(v) > maxTokenLen {
+		return "", false
+	}
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return "", false
+		}
+	}
+	return v, true
+}

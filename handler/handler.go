@@ -1,0 +1,67 @@
+// Package handler is the HTTP edge: /auth for gateways, health, readiness and
+// metrics.
+package handler
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Pinger reports whether a dependency answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config is what the handlers need besides their dependencies.
+type Config struct {
+	CookiePrefix string
+}
+
+// Deps are the handlers' collaborators.
+type Deps struct {
+	Decider Decider
+	Redis   Pinger // nil without Redis
+	Logger  *slog.Logger
+	// Registry receives the metrics and is served on /metrics.
+	Registry *prometheus.Registry
+}
+
+// New returns the service's routes.
+func New(cfg Config, d Deps) http.Handler {
+	r := chi.NewRouter()
+	auth := handleAuth(d.Decider, cfg.CookiePrefix, d.Logger, d.Registry)
+	// Gateways differ in method and path: nginx's sub-request is always GET,
+	// Traefik and Caddy keep the original method, some append the path.
+	r.Handle("/auth", auth)
+	r.Handle("/auth/*", auth)
+	r.Get("/healthz", handleHealthz())
+	r.Get("/readyz", handleReadyz(d.Redis))
+	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	return r
+}
+
+func handleHealthz() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	}
+}
+
+func handleReadyz(redis Pinger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if redis != nil {
+			if err := redis.Ping(r.Context()); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("not ready: redis: " + err.Error() + "\n"))
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	}
+}

@@ -1,0 +1,194 @@
+// Command authgear-forwardauth answers the auth sub-requests of nginx,
+// Traefik, Caddy and Envoy from Authgear sessions, through a two-tier cache.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/authgear/authgear-forwardauth/cache"
+	"github.com/authgear/authgear-forwardauth/handler"
+	"github.com/authgear/authgear-forwardauth/resolver"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run starts the service and serves until ctx is done, then drains.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 {
+		switch args[1] {
+		case "-h", "-help", "--help", "help":
+			return printUsage(stdout)
+		case "healthcheck":
+			return healthcheck(ctx, getenv("LISTEN_ADDR"))
+		default:
+			return fmt.Errorf("unknown argument %q (try -h)", args[1])
+		}
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	client := resolver.NewClient(resolver.ClientConfig{
+		Endpoint:     cfg.endpoint,
+		ResolverURL:  cfg.resolverURL,
+		CookiePrefix: cfg.CookiePrefix,
+		Timeout:      cfg.ResolverTimeout,
+	}, resolver.NewHTTPClient(cfg.ResolverTimeout), logger, reg)
+
+	localTTL := cfg.CacheTTL // without Redis, the in-process tier is the cache
+	var shared cache.Tier
+	var redisTier *cache.Redis
+	if cfg.RedisURL != "" {
+		rc, err := newRedisClient(cfg)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		redisTier = cache.NewRedis(rc, cache.RedisConfig{
+			Prefix:       cfg.RedisKeyPrefix,
+			Timeout:      cfg.RedisTimeout,
+			RetryAfter:   time.Second,
+			TombstoneTTL: 2*cfg.ResolverTimeout + time.Second,
+			MaxTTL:       cfg.CacheTTL,
+		}, logger)
+		shared = redisTier
+		localTTL = cfg.LocalCacheTTL
+	}
+	c := cache.New(cache.Config{
+		TTL:          cfg.CacheTTL,
+		NegativeTTL:  cfg.CacheNegativeTTL,
+		FetchTimeout: cfg.ResolverTimeout + 2*cfg.RedisTimeout + 100*time.Millisecond,
+	}, cache.NewKeyer(cfg.keySecret), cache.NewLocal(cfg.LocalCacheSize, localTTL, nil), shared, client, logger, reg)
+
+	deps := handler.Deps{Decider: c, Logger: logger, Registry: reg}
+	if redisTier != nil {
+		deps.Redis = redisTier
+	}
+	srv := &http.Server{
+		Addr:              cfg.ListenAddr,
+		Handler:           handler.New(handler.Config{CookiePrefix: cfg.CookiePrefix}, deps),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      cfg.ResolverTimeout + 10*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR=%q: %w", cfg.ListenAddr, err)
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "authgear", cfg.endpoint.String(),
+		"redis", cfg.RedisURL != "", "cache_ttl", cfg.CacheTTL.String())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down; draining requests in flight", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newRedisClient builds the client for REDIS_MODE. Each is a
+// redis.UniversalClient; operations are bounded by REDIS_TIMEOUT and never
+// retried, since a slow Redis is skipped rather than waited for.
+func newRedisClient(cfg config) (redis.UniversalClient, error) {
+	bad := func(err error) error { return fmt.Errorf("REDIS_URL: %v", err) }
+	dial := max(10*cfg.RedisTimeout, 500*time.Millisecond)
+	switch cfg.RedisMode {
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(cfg.RedisURL)
+		if err != nil {
+			return nil, bad(err)
+		}
+		if o.MasterName == "" {
+			return nil, errors.New("REDIS_URL: sentinel mode needs ?master_name=")
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.MaxRetries = dial, cfg.RedisTimeout, cfg.RedisTimeout, -1
+		o.ContextTimeoutEnabled = true
+		return redis.NewFailoverClient(o), nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(cfg.RedisURL)
+		if err != nil {
+			return nil, bad(err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.MaxRetries = dial, cfg.RedisTimeout, cfg.RedisTimeout, -1
+		o.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(o), nil
+	default:
+		o, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, bad(err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.MaxRetries = dial, cfg.RedisTimeout, cfg.RedisTimeout, -1
+		o.ContextTimeoutEnabled = true
+		return redis.NewClient(o), nil
+	}
+}
+
+// healthcheck is for container images without curl: it asks the running
+// service's /healthz on LISTEN_ADDR.
+func healthcheck(ctx context.Context, listen string) error {
+	if listen == "" {
+		listen = ":8080"
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR=%q: %v", listen, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: status %d", resp.StatusCode)
+	}
+	return nil
+}
