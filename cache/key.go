@@ -28,13 +28,14 @@ type Keyer struct {
 type keyState struct {
 	mac hash.Hash
 	buf []byte
+	sum []byte
 }
 
 // NewKeyer returns a Keyer for secret. Replicas sharing a Redis must share it.
 func NewKeyer(secret []byte) *Keyer {
 	k := &Keyer{}
 	k.pool.New = func() any {
-		return &keyState{mac: hmac.New(sha256.New, secret), buf: make([]byte, 0, 512)}
+		return &keyState{mac: hmac.New(sha256.New, secret), buf: make([]byte, 0, 512), sum: make([]byte, 0, sha256.Size)}
 	}
 	return k
 }
@@ -51,8 +52,8 @@ func (k *Keyer) Key(c resolver.Credentials) Key {
 	s.mac.Reset()
 	s.mac.Write(b)
 	var key Key
-	s.mac.Sum(key[:0])
-	if cap(b) <= 4096 { // do not keep a huge buffer alive for one odd request
+	copy(key[:], s.mac.Sum(s.sum[:0])) // summing into key itself would move it to the heap
+	if cap(b) <= 4096 {                // do not keep a huge buffer alive for one odd request
 		s.buf = b
 	}
 	k.pool.Put(s)

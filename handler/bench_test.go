@@ -1,0 +1,116 @@
+package handler
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/authgear/authgear-forwardauth/cache"
+	"github.com/authgear/authgear-forwardauth/cache/redistest"
+	"github.com/authgear/authgear-forwardauth/resolver"
+	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
+	"github.com/redis/go-redis/v9"
+)
+
+// benchWriter is a ResponseWriter that reuses its header map, so that the
+// benchmarks measure the handlers and not a recorder.
+type benchWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *benchWriter) WriteHeader(code int)        { w.code = code }
+
+func (w *benchWriter) reset() {
+	clear(w.h)
+	w.code = 0
+}
+
+// bareHandler is the baseline: it only writes the same headers.
+func bareHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Authgear-Session-Valid", "true")
+		h.Set("X-Authgear-User-Id", alice.UserID)
+		h.Set("X-Authgear-User-Anonymous", "false")
+		h.Set("X-Authgear-User-Verified", "true")
+		h.Set("X-Authgear-User-Can-Reauthenticate", "true")
+		h.Set("X-Authgear-User-Roles", "admin,editor")
+		h.Set("X-Authgear-Session-Amr", "pwd otp")
+		h.Set("X-Authgear-Session-Authenticated-At", "1764000000")
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+func benchServe(b *testing.B, h http.Handler, r *http.Request) {
+	w := &benchWriter{h: http.Header{}}
+	h.ServeHTTP(w, r)
+	if w.code != http.StatusOK {
+		b.Fatalf("status %d", w.code)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &benchWriter{h: http.Header{}}
+		for pb.Next() {
+			w.reset()
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+func benchRequest() *http.Request {
+	r := httptest.NewRequest("GET", "/auth", nil)
+	r.Header.Set("Authorization", "Bearer alice-token")
+	r.Header.Set("Cookie", "theme=dark; _ga=GA1.2.3; csrf=abcdef")
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
+	r.Header.Set("X-Forwarded-For", "203.0.113.7")
+	return r
+}
+
+func BenchmarkBaselineBareHandler(b *testing.B) {
+	benchServe(b, bareHandler(), benchRequest())
+}
+
+func BenchmarkAuthHitInProcess(b *testing.B) {
+	s := newStack(b, stackOptions{})
+	benchServe(b, s.handler, benchRequest())
+}
+
+// BenchmarkAuthHitRedis turns the in-process tier off (a TTL of 1ns), so that
+// every request is a Redis hit.
+func BenchmarkAuthHitRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	ag := resolvertest.NewServer(publicHost)
+	b.Cleanup(ag.Close)
+	ag.AddUser(alice)
+	ag.AddSession(resolvertest.Bearer, "alice-token", alice.UserID)
+	reg := prometheus.NewRegistry()
+	client := resolver.NewClient(resolver.ClientConfig{Endpoint: ag.Endpoint(), ResolverURL: ag.ResolverURL(), Timeout: 2 * time.Second},
+		resolver.NewHTTPClient(2*time.Second), discard, reg)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})
+	b.Cleanup(func() { rc.Close() })
+	tier := cache.NewRedis(rc, cache.RedisConfig{Prefix: "bench:", Timeout: time.Second, RetryAfter: time.Second, TombstoneTTL: 5 * time.Second, MaxTTL: time.Minute}, discard)
+	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: 3 * time.Second},
+		cache.NewKeyer([]byte("secret")), cache.NewLocal(1000, time.Nanosecond, nil), tier, client, discard, reg)
+	h := New(Config{}, Deps{Decider: c, Logger: discard, Registry: reg})
+	benchServe(b, h, benchRequest())
+	if n := ag.Calls(); n != 1 {
+		b.Fatalf("resolver calls = %d, want 1: not every request was a Redis hit", n)
+	}
+}
+
+// BenchmarkKey is the keyed hash alone, the largest cost of a hit.
+func BenchmarkKey(b *testing.B) {
+	k := cache.NewKeyer([]byte("secret"))
+	cr := resolver.Credentials{Bearer: "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = k.Key(cr)
+	}
+}
