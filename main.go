@@ -89,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	deps := handler.Deps{Decider: c, Logger: logger, Registry: reg}
 	if redisTier != nil {
 		deps.Redis = redisTier
+		listenCtx, stopListening := context.WithCancel(ctx)
+		defer stopListening()
+		go c.Listen(listenCtx, redisTier)
 	}
 	srv := &http.Server{
 		Addr:              cfg.ListenAddr,

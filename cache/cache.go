@@ -195,6 +195,34 @@ func (c *Cache) sharedError(ctx context.Context, op string, err error) {
 		slog.String("op", op), slog.String("error", err.Error()))
 }
 
+// Listen applies the purges announced by other replicas to this one's
+// in-process tier until ctx is done. Without Redis it returns at once.
+func (c *Cache) Listen(ctx context.Context, redis *Redis) {
+	if redis == nil {
+		return
+	}
+	redis.Subscribe(ctx, func(p Purge) {
+		c.epoch.Add(1)
+		if p.UserID != "" {
+			_ = c.local.DeleteUser(ctx, p.UserID)
+		} else {
+			_ = c.local.Delete(ctx, p.Key)
+		}
+	}, func() {
+		// Purges announced while we were not listening are lost: drop
+		// everything rather than serve what may have been revoked.
+		c.epoch.Add(1)
+		c.local.Clear()
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "listening for purges; in-process cache cleared")
+	})
+}
+
+// PurgeCredentials removes the decision for one set of credentials, given as
+// the app received them.
+func (c *Cache) PurgeCredentials(ctx context.Context, cr resolver.Credentials) error {
+	return c.PurgeKey(ctx, c.keyer.Key(cr))
+}
+
 // PurgeKey removes the decision for one set of credentials from every tier.
 func (c *Cache) PurgeKey(ctx context.Context, k Key) error {
 	c.epoch.Add(1)

@@ -2,10 +2,12 @@ package cache
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -171,10 +173,15 @@ func (r *Redis) Set(ctx context.Context, k Key, e Entry) error {
 	})
 }
 
-// Delete removes k.
+// Delete removes k and tells every replica to drop it from memory.
 func (r *Redis) Delete(ctx context.Context, k Key) error {
 	return r.call(ctx, func(ctx context.Context) error {
-		return r.client.Del(ctx, r.decisionKey(k)).Err()
+		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, r.decisionKey(k))
+			p.Publish(ctx, r.channel(), purgeKeyPrefix+k.String())
+			return nil
+		})
+		return err
 	})
 }
 
@@ -198,10 +205,73 @@ func (r *Redis) DeleteUser(ctx context.Context, userID string) error {
 			for _, m := range members.Val() {
 				p.Del(ctx, r.cfg.Prefix+"d:"+m)
 			}
+			p.Publish(ctx, r.channel(), purgeUserPrefix+userID)
 			return nil
 		})
 		return err
 	})
+}
+
+// Purge messages on the channel: a user id or a key.
+const (
+	purgeUserPrefix = "u:"
+	purgeKeyPrefix  = "k:"
+)
+
+func (r *Redis) channel() string { return r.cfg.Prefix + "purge" }
+
+// Purge is a purge announced by some replica.
+type Purge struct {
+	UserID string // set for a purge of a user
+	Key    Key    // otherwise
+}
+
+// Subscribe calls onPurge for every purge any replica announces, and
+// onSubscribed each time the subscription is (re)established, when purges may
+// have been missed. It returns when ctx is done. go-redis reconnects by itself.
+func (r *Redis) Subscribe(ctx context.Context, onPurge func(Purge), onSubscribed func()) {
+	ps := r.client.Subscribe(ctx, r.channel())
+	defer ps.Close()
+	for {
+		msg, err := ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			// Receive reconnects on the next call; wait a little so that a
+			// dead Redis does not spin this loop.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(r.cfg.RetryAfter + 100*time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				onSubscribed()
+			}
+		case *redis.Message:
+			if p, ok := parsePurge(m.Payload); ok {
+				onPurge(p)
+			}
+		}
+	}
+}
+
+func parsePurge(s string) (Purge, bool) {
+	switch {
+	case strings.HasPrefix(s, purgeUserPrefix) && len(s) > len(purgeUserPrefix):
+		return Purge{UserID: s[len(purgeUserPrefix):]}, true
+	case strings.HasPrefix(s, purgeKeyPrefix):
+		var k Key
+		if b, err := hex.DecodeString(s[len(purgeKeyPrefix):]); err == nil && len(b) == len(k) {
+			copy(k[:], b)
+			return Purge{Key: k}, true
+		}
+	}
+	return Purge{}, false
 }
 
 // Ping reports whether Redis answers, for readiness.
