@@ -47,7 +47,9 @@ type Server struct {
 	PublicHost   string
 	CookiePrefix string
 
-	calls atomic.Int64
+	calls            atomic.Int64
+	jwksFetches      atomic.Int64
+	discoveryFetches atomic.Int64
 
 	mu       sync.Mutex
 	users    map[string]resolver.Identity
@@ -57,6 +59,7 @@ type Server struct {
 	override http.Handler
 	last     *http.Request
 	release  chan struct{}
+	jwt      jwtState // signing keys and revoked grants, see jwt.go
 }
 
 type sessionKey struct {
