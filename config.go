@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -36,6 +37,12 @@ type config struct {
 	LocalCacheSize   int           `envconfig:"LOCAL_CACHE_SIZE" default:"100000" desc:"most decisions kept in memory"`
 	ResolverTimeout  time.Duration `envconfig:"RESOLVER_TIMEOUT" default:"2s" desc:"timeout of a call to Authgear's resolver"`
 
+	TrustedProxies   string `envconfig:"TRUSTED_PROXIES" default:"127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7" desc:"CIDRs of gateways whose X-Original-*/X-Forwarded-* describe the original request; none to trust nobody"`
+	AllowPreflight   bool   `envconfig:"ALLOW_PREFLIGHT" default:"false" desc:"let CORS preflights (OPTIONS with Access-Control-Request-Method) through without credentials"`
+	LoginURL         string `envconfig:"LOGIN_URL" desc:"sign-in page for browsers without a session (302, or 401 with Location for nginx)"`
+	LoginReturnHosts string `envconfig:"LOGIN_RETURN_HOSTS" desc:"comma-separated hosts (*.example.com for subdomains) the return URL may point at; required with LOGIN_URL"`
+	LoginReturnParam string `envconfig:"LOGIN_RETURN_PARAM" default:"return_to" desc:"parameter of LOGIN_URL that carries the original URL"`
+
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"how long SIGTERM waits for requests in flight"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 
@@ -44,6 +51,9 @@ type config struct {
 	resolverURL *url.URL
 	keySecret   []byte
 	logLevel    slog.Level
+	proxies     []netip.Prefix
+	loginURL    *url.URL
+	returnHosts []string
 }
 
 // loadConfig reads every variable through getenv, as envconfig's tags
@@ -150,10 +160,42 @@ func (c *config) validate() error {
 		c.keySecret = make([]byte, 32)
 		_, _ = rand.Read(c.keySecret)
 	}
+	if c.TrustedProxies != "none" {
+		for _, s := range splitList(c.TrustedProxies) {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("TRUSTED_PROXIES: %q is not a CIDR like 10.0.0.0/8", s)
+			}
+			c.proxies = append(c.proxies, p.Masked())
+		}
+	}
+	if c.LoginURL != "" {
+		u, err := url.Parse(c.LoginURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("LOGIN_URL=%q: must be an absolute http(s) URL (gateways rewrite relative ones)", c.LoginURL)
+		}
+		c.loginURL = u
+		if c.returnHosts = splitList(c.LoginReturnHosts); len(c.returnHosts) == 0 {
+			return errors.New("LOGIN_RETURN_HOSTS is required with LOGIN_URL: the hosts a sign-in may return to, so that no link can redirect elsewhere")
+		}
+		if c.LoginReturnParam == "" {
+			return errors.New("LOGIN_RETURN_PARAM: must not be empty")
+		}
+	}
 	if err := c.logLevel.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("LOG_LEVEL=%q: must be debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // parseOrigin accepts scheme://host[:port] and nothing more: Authgear picks

@@ -94,8 +94,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		go c.Listen(listenCtx, redisTier)
 	}
 	srv := &http.Server{
-		Addr:              cfg.ListenAddr,
-		Handler:           handler.New(handler.Config{CookiePrefix: cfg.CookiePrefix}, deps),
+		Addr: cfg.ListenAddr,
+		Handler: handler.New(handler.Config{Auth: handler.AuthConfig{
+			CookiePrefix:   cfg.CookiePrefix,
+			TrustedProxies: cfg.proxies,
+			AllowPreflight: cfg.AllowPreflight,
+			Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts},
+		}}, deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      cfg.ResolverTimeout + 10*time.Second,

@@ -57,6 +57,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "REDIS_MODE": "multi"}, "REDIS_MODE"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LISTEN_ADDR": "nowhere"}, "LISTEN_ADDR"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "ALLOW_PREFLIGHT": "maybe"}, "ALLOW_PREFLIGHT"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LOGIN_URL": "/login", "LOGIN_RETURN_HOSTS": "a.example"}, "LOGIN_URL"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LOGIN_URL": "https://a.example/login"}, "LOGIN_RETURN_HOSTS is required"},
 	}
 	for _, tt := range tests {
 		err := run(context.Background(), []string{"forwardauth"}, env(tt.env), &bytes.Buffer{}, &bytes.Buffer{})

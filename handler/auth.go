@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,14 +18,28 @@ type Decider interface {
 	Decide(ctx context.Context, req resolver.Request) (*resolver.Decision, error)
 }
 
+// AuthConfig is how /auth reads requests and answers refusals.
+type AuthConfig struct {
+	CookiePrefix string
+	// TrustedProxies may describe the original request (X-Original-*,
+	// X-Forwarded-*); from anyone else those headers are ignored.
+	TrustedProxies []netip.Prefix
+	// AllowPreflight lets CORS preflights (OPTIONS with
+	// Access-Control-Request-Method) through without credentials.
+	AllowPreflight bool
+	Login          LoginConfig
+}
+
 // Values shared by every response; headers are assigned, never appended to.
 var (
 	challenge             = []string{`Bearer`}
 	challengeInvalidToken = []string{`Bearer error="invalid_token"`}
+	emptyValue            = []string{""}
+	falseValue            = []string{"false"}
 )
 
 type decisionCounters struct {
-	allow, deny, noCredential, malformed, unavailable prometheus.Counter
+	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError prometheus.Counter
 }
 
 func newDecisionCounters(reg prometheus.Registerer) decisionCounters {
@@ -35,30 +50,87 @@ func newDecisionCounters(reg prometheus.Registerer) decisionCounters {
 	reg.MustRegister(v)
 	return decisionCounters{
 		allow:        v.WithLabelValues("allow"),
+		anonymous:    v.WithLabelValues("optional_anonymous"),
 		deny:         v.WithLabelValues("deny"),
+		forbidden:    v.WithLabelValues("forbidden"),
 		noCredential: v.WithLabelValues("no_credential"),
 		malformed:    v.WithLabelValues("malformed"),
 		unavailable:  v.WithLabelValues("unavailable"),
+		preflight:    v.WithLabelValues("preflight"),
+		policyError:  v.WithLabelValues("policy_error"),
 	}
 }
 
 // handleAuth answers a gateway's sub-request: 200 with the identity headers,
-// 401, or 503 when Authgear's answer is unknown.
-func handleAuth(decider Decider, cookiePrefix string, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
-	names := newCookieNames(cookiePrefix)
+// 401 (or a sign-in redirect), 403 when the route's policy refuses a known
+// user, 503 when Authgear's answer is unknown, 500 for a broken policy.
+func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+	names := newCookieNames(cfg.CookiePrefix)
 	count := newDecisionCounters(reg)
+	var known policies
+
+	// refuse answers a request without a valid credential: a sign-in
+	// redirect for a browser, else 401.
+	refuse := func(w http.ResponseWriter, r *http.Request, bearer bool) {
+		if cfg.Login.URL != nil && trusted(r, cfg.TrustedProxies) {
+			o := readOriginal(r.Header)
+			if browserNavigation(o.method, r.Header) {
+				if loc := cfg.Login.location(o.url); loc != "" {
+					w.Header().Set("Location", loc)
+					if o.nginx {
+						unauthorized(w, bearer) // the shipped nginx config turns it into a redirect
+					} else {
+						w.WriteHeader(http.StatusFound)
+					}
+					return
+				}
+			}
+		}
+		unauthorized(w, bearer)
+	}
+
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := routePolicy{n: 1}
+		if r.URL.RawQuery != "" {
+			var origQuery string
+			if trusted(r, cfg.TrustedProxies) {
+				origQuery = originalQuery(r.Header)
+			}
+			var err error
+			if route, err = known.routePolicies(r.URL.RawQuery, origQuery); err != nil {
+				// The operator's typo: fail closed, loudly.
+				count.policyError.Inc()
+				logger.LogAttrs(r.Context(), slog.LevelError, "bad policy on the auth URL", slog.String("error", err.Error()))
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		if cfg.AllowPreflight && r.Header.Get("Access-Control-Request-Method") != "" && trusted(r, cfg.TrustedProxies) &&
+			readOriginal(r.Header).method == http.MethodOptions {
+			count.preflight.Inc()
+			setNoIdentity(w.Header())
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+
 		creds, bearer, err := readCredentials(r.Header, names)
-		if err != nil {
+		switch {
+		case err != nil:
 			count.malformed.Inc()
-			unauthorized(w, true)
-			return
-		}
-		if creds.Empty() {
+		case creds.Empty():
 			count.noCredential.Inc()
-			unauthorized(w, false)
+		}
+		if err != nil || creds.Empty() {
+			if route.optional() {
+				count.anonymous.Inc()
+				setNoIdentity(w.Header())
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			refuse(w, r, bearer || err != nil)
 			return
 		}
+
 		req := resolver.Request{Credentials: creds}
 		if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
 			req.ForwardedFor = xff[0]
@@ -74,9 +146,16 @@ func handleAuth(decider Decider, cookiePrefix string, logger *slog.Logger, reg p
 				logger.LogAttrs(r.Context(), slog.LevelDebug, "answering 503", slog.String("error", err.Error()))
 			}
 			http.Error(w, "authentication service unavailable", http.StatusServiceUnavailable)
+		case !d.Allow && route.optional():
+			count.anonymous.Inc()
+			setNoIdentity(w.Header())
+			w.WriteHeader(http.StatusOK)
 		case !d.Allow:
 			count.deny.Inc()
-			unauthorized(w, bearer)
+			refuse(w, r, bearer)
+		case !route.permits(d.Identity):
+			count.forbidden.Inc()
+			w.WriteHeader(http.StatusForbidden)
 		default:
 			count.allow.Inc()
 			d.SetHeader(w.Header())
@@ -92,4 +171,13 @@ func unauthorized(w http.ResponseWriter, bearer bool) {
 		w.Header()["Www-Authenticate"] = challenge
 	}
 	w.WriteHeader(http.StatusUnauthorized)
+}
+
+// setNoIdentity sets every identity header empty (and the session not
+// valid), so that a gateway copying them overwrites a client's own.
+func setNoIdentity(h http.Header) {
+	for _, name := range resolver.IdentityHeaders() {
+		h[name] = emptyValue
+	}
+	h[resolver.HeaderSessionValid] = falseValue
 }

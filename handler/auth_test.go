@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,10 @@ var alice = resolver.Identity{
 	Roles: []string{"admin", "editor"}, AMR: []string{"pwd", "otp"}, AuthenticatedAt: 1764000000,
 }
 
-var bob = resolver.Identity{UserID: "b0b", Anonymous: true}
+var bob = resolver.Identity{UserID: "b0b"}
+
+// anon is an Authgear anonymous user: refused (403) unless a route allows them.
+var anon = resolver.Identity{UserID: "an0n", Anonymous: true}
 
 type stack struct {
 	authgear *resolvertest.Server
@@ -38,6 +42,9 @@ type stackOptions struct {
 	cookiePrefix string
 	timeout      time.Duration
 	redis        Pinger
+	trusted      []netip.Prefix
+	preflight    bool
+	login        LoginConfig
 }
 
 // newStack is the service as main wires it, in front of a fake Authgear that
@@ -55,6 +62,8 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	ag.AddSession(resolvertest.AppAccessToken, "alice-access", alice.UserID)
 	ag.AddSession(resolvertest.Bearer, "bob-token", bob.UserID)
 	ag.AddSession(resolvertest.Session, "bob-idp", bob.UserID)
+	ag.AddUser(anon)
+	ag.AddSession(resolvertest.Bearer, "anon-token", anon.UserID)
 
 	timeout := opts.timeout
 	if timeout == 0 {
@@ -66,7 +75,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	}, resolver.NewHTTPClient(timeout), discard, reg)
 	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout + time.Second},
 		cache.NewKeyer([]byte("secret")), cache.NewLocal(1000, time.Minute, nil), nil, client, discard, reg)
-	h := New(Config{CookiePrefix: opts.cookiePrefix}, Deps{Decider: c, Redis: opts.redis, Logger: discard, Registry: reg})
+	h := New(Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login}}, Deps{Decider: c, Redis: opts.redis, Logger: discard, Registry: reg})
 	return &stack{authgear: ag, handler: h, reg: reg}
 }
 
@@ -217,7 +226,7 @@ func TestAllowSetsEveryIdentityHeader(t *testing.T) {
 	if got := w.Header().Get("X-Authgear-User-Roles"); got != "" {
 		t.Errorf("roles = %q, want empty", got)
 	}
-	if got := w.Header().Get("X-Authgear-User-Anonymous"); got != "true" {
+	if got := w.Header().Get("X-Authgear-User-Anonymous"); got != "false" {
 		t.Errorf("anonymous = %q", got)
 	}
 }

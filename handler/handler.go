@@ -20,7 +20,7 @@ type Pinger interface {
 
 // Config is what the handlers need besides their dependencies.
 type Config struct {
-	CookiePrefix string
+	Auth AuthConfig
 }
 
 // Deps are the handlers' collaborators.
@@ -35,7 +35,7 @@ type Deps struct {
 // New returns the service's routes.
 func New(cfg Config, d Deps) http.Handler {
 	r := chi.NewRouter()
-	auth := handleAuth(d.Decider, cfg.CookiePrefix, d.Logger, d.Registry)
+	auth := handleAuth(cfg.Auth, d.Decider, d.Logger, d.Registry)
 	// Gateways differ in method and path: nginx's sub-request is always GET,
 	// Traefik and Caddy keep the original method, some append the path.
 	r.Handle("/auth", auth)

@@ -1,0 +1,92 @@
+package handler
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// DefaultTrustedProxies are loopback and the private ranges: where gateways
+// usually sit next to this service.
+var DefaultTrustedProxies = []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}
+
+// original is the request the gateway is asking about, as the gateway
+// describes it.
+type original struct {
+	method string
+	url    *url.URL // absolute; nil when unknown
+	// nginx: X-Original-* headers. nginx turns any answer but 2xx/401/403
+	// into a 500, so a login redirect must ride on a 401.
+	nginx bool
+}
+
+// trusted reports whether the peer may describe the original request.
+func trusted(r *http.Request, proxies []netip.Prefix) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range proxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// readOriginal reads either convention: nginx's X-Original-Method/-URI/-URL,
+// or the X-Forwarded-Method/-Proto/-Host/-Uri of Traefik and Caddy. Only
+// call it for a trusted peer.
+func readOriginal(h http.Header) original {
+	if m := h.Get("X-Original-Method"); m != "" || h.Get("X-Original-Uri") != "" || h.Get("X-Original-Url") != "" {
+		o := original{method: m, nginx: true}
+		if u, err := url.Parse(h.Get("X-Original-Url")); err == nil && u.IsAbs() {
+			o.url = u
+		} else if uri := h.Get("X-Original-Uri"); uri != "" {
+			o.url = absolute(h.Get("X-Forwarded-Proto"), firstNonEmpty(h.Get("X-Forwarded-Host"), h.Get("Host")), uri)
+		}
+		return o
+	}
+	o := original{method: h.Get("X-Forwarded-Method")}
+	if uri := h.Get("X-Forwarded-Uri"); uri != "" {
+		o.url = absolute(h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"), uri)
+	}
+	return o
+}
+
+// originalQuery is the query of the original request as a trusted
+// X-Forwarded-Uri gives it ("" when none).
+func originalQuery(h http.Header) string {
+	if _, q, ok := strings.Cut(h.Get("X-Forwarded-Uri"), "?"); ok {
+		return q
+	}
+	return ""
+}
+
+func absolute(proto, host, uri string) *url.URL {
+	if host == "" || !strings.HasPrefix(uri, "/") {
+		return nil
+	}
+	if proto != "http" {
+		proto = "https"
+	}
+	u, err := url.Parse(proto + "://" + host + uri)
+	if err != nil || u.Host != host {
+		return nil
+	}
+	return u
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
