@@ -20,6 +20,17 @@ import (
 type Entry struct {
 	Decision *resolver.Decision
 	Expires  time.Time
+	// StaleUntil, when after Expires, is how long an allow may still be
+	// served while Authgear is failing (STALE_IF_ERROR).
+	StaleUntil time.Time
+}
+
+// keepUntil is when a tier may forget the entry.
+func (e Entry) keepUntil() time.Time {
+	if e.StaleUntil.After(e.Expires) {
+		return e.StaleUntil
+	}
+	return e.Expires
 }
 
 // Tier is one level of the cache. Both tiers pass the same test suite.
@@ -42,6 +53,9 @@ type Config struct {
 	// FetchTimeout bounds a coalesced miss as a whole (shared tier and
 	// resolver), since it no longer runs under any one request's context.
 	FetchTimeout time.Duration
+	// StaleIfError, when positive, serves an allow up to this long past its
+	// TTL while Authgear is failing, marked stale.
+	StaleIfError time.Duration
 	// Clock is nil but in tests.
 	Clock Clock
 }
@@ -60,7 +74,7 @@ type Cache struct {
 	epoch atomic.Uint64
 
 	hitsLocal, hitsShared, missLocal, missShared prometheus.Counter
-	coalesced, sharedErrors                      prometheus.Counter
+	coalesced, sharedErrors, staleServed         prometheus.Counter
 }
 
 // New returns a cache. shared may be nil (in-process only).
@@ -86,8 +100,12 @@ func New(cfg Config, keyer *Keyer, local *Local, shared Tier, r Resolver, logger
 			Name: "forwardauth_cache_shared_errors_total",
 			Help: "Errors or timeouts of the shared (Redis) tier; requests went on to the resolver.",
 		}),
+		staleServed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "forwardauth_stale_served_total",
+			Help: "Allows served past their TTL because Authgear was failing (STALE_IF_ERROR).",
+		}),
 	}
-	reg.MustRegister(lookups, c.coalesced, c.sharedErrors)
+	reg.MustRegister(lookups, c.coalesced, c.sharedErrors, c.staleServed)
 	return c
 }
 
@@ -98,15 +116,21 @@ func (c *Cache) Key(cr resolver.Credentials) Key { return c.keyer.Key(cr) }
 // means the answer is unknown (Authgear unavailable); it is never cached.
 func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Decision, error) {
 	k := c.keyer.Key(req.Credentials)
+	var stale *Entry
 	if e, ok, _ := c.local.Get(ctx, k); ok {
-		c.hitsLocal.Inc()
-		return e.Decision, nil
+		// Entries outlive their TTL only with STALE_IF_ERROR: only then is
+		// the clock read on a hit.
+		if c.cfg.StaleIfError <= 0 || e.Expires.After(c.cfg.Clock.Now()) {
+			c.hitsLocal.Inc()
+			return e.Decision, nil
+		}
+		stale = &e
 	}
 	c.missLocal.Inc()
-	return c.miss(ctx, k, req)
+	return c.miss(ctx, k, req, stale)
 }
 
-func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request) (*resolver.Decision, error) {
+func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {
 	led := false
 	ch := c.group.DoChan(string(k[:]), func() (any, error) {
 		led = true
@@ -114,7 +138,7 @@ func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request) (*resolve
 		// cancel it for the others.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
 		defer cancel()
-		return c.fetch(fctx, k, req)
+		return c.fetch(fctx, k, req, stale)
 	})
 	select {
 	case res := <-ch:
@@ -130,23 +154,31 @@ func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request) (*resolve
 	}
 }
 
-func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request) (*resolver.Decision, error) {
+func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {
 	epoch := c.epoch.Load()
 	if c.shared != nil {
 		e, ok, err := c.shared.Get(ctx, k)
 		switch {
 		case err != nil:
 			c.sharedError(ctx, "get", err)
-		case ok:
+		case ok && e.Expires.After(c.cfg.Clock.Now()):
 			c.hitsShared.Inc()
 			c.storeLocal(ctx, k, e, epoch)
 			return e.Decision, nil
+		case ok:
+			c.missShared.Inc()
+			if stale == nil || e.Expires.After(stale.Expires) {
+				stale = &e
+			}
 		default:
 			c.missShared.Inc()
 		}
 	}
 	d, err := c.resolver.Resolve(ctx, req)
 	if err != nil {
+		if s := c.serveStale(ctx, stale, err); s != nil {
+			return s, nil
+		}
 		return nil, err
 	}
 	e := c.entryFor(d)
@@ -157,6 +189,20 @@ func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request) (*resolv
 	}
 	c.storeLocal(ctx, k, e, epoch)
 	return d, nil
+}
+
+// serveStale returns the allow of e, marked stale, when Authgear's failure
+// (not a caller giving up) may be covered by STALE_IF_ERROR.
+func (c *Cache) serveStale(ctx context.Context, e *Entry, err error) *resolver.Decision {
+	if e == nil || !e.Decision.Allow || !errors.Is(err, resolver.ErrUnavailable) || !e.StaleUntil.After(c.cfg.Clock.Now()) {
+		return nil
+	}
+	c.staleServed.Inc()
+	c.logger.LogAttrs(ctx, slog.LevelWarn, "serving a stale allow while Authgear fails",
+		slog.String("user_id", e.Decision.Identity.UserID), slog.String("error", err.Error()))
+	d := *e.Decision
+	d.Stale = true
+	return &d
 }
 
 // entryFor decides how long d may be served: an allow for CACHE_TTL, a deny
@@ -170,7 +216,14 @@ func (c *Cache) entryFor(d *resolver.Decision) Entry {
 	if !d.Expires.IsZero() && d.Expires.Before(exp) {
 		exp = d.Expires
 	}
-	return Entry{Decision: d, Expires: exp}
+	e := Entry{Decision: d, Expires: exp}
+	if d.Allow && c.cfg.StaleIfError > 0 {
+		e.StaleUntil = exp.Add(c.cfg.StaleIfError)
+		if !d.Expires.IsZero() && d.Expires.Before(e.StaleUntil) {
+			e.StaleUntil = d.Expires // an expired token is never served
+		}
+	}
+	return e
 }
 
 // storeLocal writes e unless a purge ran since the miss began. A purge landing

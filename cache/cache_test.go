@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,12 +65,16 @@ const (
 	testNegTTL = 5 * time.Second
 )
 
-func newTestCache(t *testing.T, shared Tier, localTTL time.Duration) *testCache {
+func newTestCache(t *testing.T, shared Tier, localTTL time.Duration, opts ...func(*Config)) *testCache {
 	t.Helper()
 	stub := &stubResolver{decide: allowEveryone}
 	clock := newFakeClock()
 	reg := prometheus.NewRegistry()
-	c := New(Config{TTL: testTTL, NegativeTTL: testNegTTL, FetchTimeout: 5 * time.Second, Clock: clock},
+	cfg := Config{TTL: testTTL, NegativeTTL: testNegTTL, FetchTimeout: 5 * time.Second, Clock: clock}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c := New(cfg,
 		NewKeyer([]byte("secret")), NewLocal(1000, localTTL, clock), shared, stub, discard, reg)
 	return &testCache{Cache: c, stub: stub, clock: clock, reg: reg}
 }
@@ -383,4 +388,85 @@ func TestPurgeReachesEveryReplicasMemory(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestStaleIfError(t *testing.T) {
+	const stale = 30 * time.Second
+	withStale := func(c *Config) { c.StaleIfError = stale }
+	failing := func(resolver.Request) (*resolver.Decision, error) {
+		return nil, fmt.Errorf("%w: status 500", resolver.ErrUnavailable)
+	}
+	t.Run("in-process", func(t *testing.T) {
+		tc := newTestCache(t, nil, testTTL+stale, withStale)
+		tc.mustDecide(t, "a")
+		tc.clock.Advance(testTTL + time.Second)
+		tc.stub.decide = failing
+		d := tc.mustDecide(t, "a")
+		if !d.Allow || !d.Stale || d.Identity.UserID != "user-a" {
+			t.Fatalf("got %+v, want a stale allow", d)
+		}
+		if testutil.ToFloat64(tc.staleServed) != 1 {
+			t.Fatal("stale answer not counted")
+		}
+		tc.clock.Advance(stale)
+		if _, err := tc.Decide(context.Background(), bearer("a")); !errors.Is(err, resolver.ErrUnavailable) {
+			t.Fatalf("past STALE_IF_ERROR: err = %v, want ErrUnavailable", err)
+		}
+	})
+	t.Run("fresh answer preferred when Authgear answers", func(t *testing.T) {
+		tc := newTestCache(t, nil, testTTL+stale, withStale)
+		tc.mustDecide(t, "a")
+		tc.clock.Advance(testTTL + time.Second)
+		if d := tc.mustDecide(t, "a"); d.Stale {
+			t.Fatal("served stale although Authgear answered")
+		}
+		if n := tc.stub.calls.Load(); n != 2 {
+			t.Fatalf("calls = %d, want 2", n)
+		}
+	})
+	t.Run("a deny is never served stale", func(t *testing.T) {
+		tc := newTestCache(t, nil, testTTL+stale, withStale)
+		tc.stub.decide = func(resolver.Request) (*resolver.Decision, error) { return resolver.Deny(), nil }
+		tc.mustDecide(t, "a")
+		tc.clock.Advance(testNegTTL + time.Second)
+		tc.stub.decide = failing
+		if _, err := tc.Decide(context.Background(), bearer("a")); !errors.Is(err, resolver.ErrUnavailable) {
+			t.Fatalf("err = %v, want ErrUnavailable", err)
+		}
+	})
+	t.Run("never past a token's exp", func(t *testing.T) {
+		tc := newTestCache(t, nil, testTTL+stale, withStale)
+		exp := tc.clock.Now().Add(10 * time.Second)
+		tc.stub.decide = func(resolver.Request) (*resolver.Decision, error) {
+			return resolver.Allow(resolver.Identity{UserID: "u"}, exp), nil
+		}
+		tc.mustDecide(t, "jwt")
+		tc.clock.Advance(11 * time.Second)
+		tc.stub.decide = failing
+		if _, err := tc.Decide(context.Background(), bearer("jwt")); err == nil {
+			t.Fatal("an expired token was served stale")
+		}
+	})
+	t.Run("off by default", func(t *testing.T) {
+		tc := newTestCache(t, nil, testTTL)
+		tc.mustDecide(t, "a")
+		tc.clock.Advance(testTTL + time.Second)
+		tc.stub.decide = failing
+		if _, err := tc.Decide(context.Background(), bearer("a")); err == nil {
+			t.Fatal("served stale without STALE_IF_ERROR")
+		}
+	})
+	t.Run("from Redis on another replica", func(t *testing.T) {
+		tier, _, _ := newRedisTier(t)
+		a := newTestCache(t, tier, 5*time.Second, withStale)
+		a.mustDecide(t, "a")
+		// b's clock is past the TTL; Redis still holds the entry for the stale window.
+		b := newTestCache(t, tier, 5*time.Second, withStale)
+		b.clock.Advance(testTTL + time.Second)
+		b.stub.decide = failing
+		d := b.mustDecide(t, "a")
+		if !d.Stale || d.Identity.UserID != "user-a" {
+			t.Fatalf("got %+v, want a stale allow from Redis", d)
+		}
+	})
 }

@@ -39,13 +39,13 @@ func NewLocal(maxEntries int, ttl time.Duration, clock Clock) *Local {
 		opts.Clock = otterClock{clock}
 	}
 	opts.ExpiryCalculator = otter.ExpiryWritingFunc(func(e otter.Entry[Key, Entry]) time.Duration {
-		return min(ttl, e.Value.Expires.Sub(clock.Now()))
+		return min(ttl, e.Value.keepUntil().Sub(clock.Now()))
 	})
 	return &Local{c: otter.Must(opts), clock: clock}
 }
 
-// Get returns the entry of k; the error is always nil (the signature is the
-// one every tier shares).
+// Get returns the entry of k, possibly past its Expires but within its
+// StaleUntil; the error is always nil (the signature every tier shares).
 func (l *Local) Get(_ context.Context, k Key) (Entry, bool, error) {
 	e, ok := l.c.GetIfPresent(k)
 	return e, ok, nil
@@ -53,7 +53,7 @@ func (l *Local) Get(_ context.Context, k Key) (Entry, bool, error) {
 
 // Set stores e under k unless it has already expired.
 func (l *Local) Set(_ context.Context, k Key, e Entry) error {
-	if e.Expires.After(l.clock.Now()) {
+	if e.keepUntil().After(l.clock.Now()) {
 		l.c.Set(k, e)
 	}
 	return nil

@@ -59,7 +59,8 @@ type wireEntry struct {
 	Roles     []string `json:"ro,omitempty"`
 	AMR       []string `json:"am,omitempty"`
 	AuthAt    int64    `json:"at,omitempty"`
-	Expires   int64    `json:"x"` // of the entry, unix milliseconds
+	Expires   int64    `json:"x"`           // of the entry, unix milliseconds
+	Stale     int64    `json:"s,omitempty"` // StaleUntil, unix milliseconds
 }
 
 func (r *Redis) decisionKey(k Key) string { return r.cfg.Prefix + "d:" + k.String() }
@@ -113,7 +114,10 @@ func (r *Redis) Get(ctx context.Context, k Key) (Entry, bool, error) {
 		return Entry{}, false, fmt.Errorf("decoding cached decision: %w", err)
 	}
 	e := Entry{Expires: time.UnixMilli(w.Expires)}
-	if time.Until(e.Expires) <= 0 {
+	if w.Stale != 0 {
+		e.StaleUntil = time.UnixMilli(w.Stale)
+	}
+	if time.Until(e.keepUntil()) <= 0 {
 		return Entry{}, false, nil
 	}
 	if !w.Allow {
@@ -130,12 +134,15 @@ func (r *Redis) Get(ctx context.Context, k Key) (Entry, bool, error) {
 // Set stores e under k until it expires and, for an allow, indexes k under
 // its user. If a purge of that user landed meanwhile, the entry is taken back.
 func (r *Redis) Set(ctx context.Context, k Key, e Entry) error {
-	ttl := time.Until(e.Expires)
+	ttl := time.Until(e.keepUntil())
 	if ttl < time.Millisecond {
 		return nil
 	}
 	d := e.Decision
 	w := wireEntry{Allow: d.Allow, Expires: e.Expires.UnixMilli()}
+	if !e.StaleUntil.IsZero() {
+		w.Stale = e.StaleUntil.UnixMilli()
+	}
 	if d.Allow {
 		id := d.Identity
 		w.UserID, w.Anonymous, w.Verified, w.CanReauth = id.UserID, id.Anonymous, id.Verified, id.CanReauthenticate

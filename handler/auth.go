@@ -36,7 +36,11 @@ var (
 	challengeInvalidToken = []string{`Bearer error="invalid_token"`}
 	emptyValue            = []string{""}
 	falseValue            = []string{"false"}
+	trueValue             = []string{"true"}
 )
+
+// headerStale marks an allow served past its TTL while Authgear fails.
+const headerStale = "X-Forwardauth-Stale"
 
 type decisionCounters struct {
 	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError prometheus.Counter
@@ -159,6 +163,9 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		default:
 			count.allow.Inc()
 			d.SetHeader(w.Header())
+			if d.Stale {
+				w.Header()[headerStale] = trueValue
+			}
 			w.WriteHeader(http.StatusOK)
 		}
 	})

@@ -54,6 +54,8 @@ type Decision struct {
 	// Expires is when the decision stops being true on its own (a JWT's exp);
 	// zero when only the cache's TTL limits it.
 	Expires time.Time
+	// Stale marks an allow served past its TTL because Authgear is failing.
+	Stale bool
 
 	header [identityHeaderCount]headerField
 }
