@@ -37,6 +37,14 @@ type config struct {
 	LocalCacheSize   int           `envconfig:"LOCAL_CACHE_SIZE" default:"100000" desc:"most decisions kept in memory"`
 	ResolverTimeout  time.Duration `envconfig:"RESOLVER_TIMEOUT" default:"2s" desc:"timeout of a call to Authgear's resolver"`
 
+	ResolverMaxConcurrent int           `envconfig:"RESOLVER_MAX_CONCURRENT" default:"256" desc:"most calls to Authgear at once; more wait (within RESOLVER_TIMEOUT) for a slot"`
+	ResolverBreakAfter    int           `envconfig:"RESOLVER_BREAK_AFTER" default:"20" desc:"consecutive failed calls after which Authgear is given a rest (0: never)"`
+	ResolverCooldown      time.Duration `envconfig:"RESOLVER_BREAK_COOLDOWN" default:"5s" desc:"how long that rest lasts before one call probes Authgear again"`
+	StaleIfError          time.Duration `envconfig:"STALE_IF_ERROR" default:"0s" desc:"serve a cached allow up to this long past CACHE_TTL while Authgear fails (0: off)"`
+
+	WebhookSecret string `envconfig:"AUTHGEAR_WEBHOOK_SECRET" desc:"enables POST /webhooks/authgear: the project's webhook secret (signature key)"`
+	AdminToken    string `envconfig:"ADMIN_TOKEN" desc:"enables POST /purge with Authorization: Bearer ADMIN_TOKEN"`
+
 	TrustedProxies   string `envconfig:"TRUSTED_PROXIES" default:"127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7" desc:"CIDRs of gateways whose X-Original-*/X-Forwarded-* describe the original request; none to trust nobody"`
 	AllowPreflight   bool   `envconfig:"ALLOW_PREFLIGHT" default:"false" desc:"let CORS preflights (OPTIONS with Access-Control-Request-Method) through without credentials"`
 	LoginURL         string `envconfig:"LOGIN_URL" desc:"sign-in page for browsers without a session (302, or 401 with Location for nginx)"`
@@ -136,10 +144,23 @@ func (c *config) validate() error {
 	}{
 		{"CACHE_TTL", c.CacheTTL}, {"CACHE_NEGATIVE_TTL", c.CacheNegativeTTL}, {"LOCAL_CACHE_TTL", c.LocalCacheTTL},
 		{"RESOLVER_TIMEOUT", c.ResolverTimeout}, {"REDIS_TIMEOUT", c.RedisTimeout}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"RESOLVER_BREAK_COOLDOWN", c.ResolverCooldown},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s=%s: must be positive", d.name, d.v)
 		}
+	}
+	if c.StaleIfError < 0 {
+		return fmt.Errorf("STALE_IF_ERROR=%s: must not be negative", c.StaleIfError)
+	}
+	if c.ResolverMaxConcurrent <= 0 {
+		return fmt.Errorf("RESOLVER_MAX_CONCURRENT=%d: must be positive", c.ResolverMaxConcurrent)
+	}
+	if c.ResolverBreakAfter < 0 {
+		return fmt.Errorf("RESOLVER_BREAK_AFTER=%d: must not be negative", c.ResolverBreakAfter)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return errors.New("ADMIN_TOKEN: must be at least 16 characters")
 	}
 	if c.LocalCacheSize <= 0 {
 		return fmt.Errorf("LOCAL_CACHE_SIZE=%d: must be positive", c.LocalCacheSize)

@@ -60,8 +60,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CookiePrefix: cfg.CookiePrefix,
 		Timeout:      cfg.ResolverTimeout,
 	}, resolver.NewHTTPClient(cfg.ResolverTimeout), logger, reg)
+	guarded := resolver.NewGuard(client, resolver.GuardConfig{
+		MaxConcurrent: cfg.ResolverMaxConcurrent,
+		BreakAfter:    cfg.ResolverBreakAfter,
+		Cooldown:      cfg.ResolverCooldown,
+	}, reg)
 
-	localTTL := cfg.CacheTTL // without Redis, the in-process tier is the cache
+	localTTL := cfg.CacheTTL + cfg.StaleIfError // without Redis, the in-process tier is the cache
 	var shared cache.Tier
 	var redisTier *cache.Redis
 	if cfg.RedisURL != "" {
@@ -75,18 +80,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Timeout:      cfg.RedisTimeout,
 			RetryAfter:   time.Second,
 			TombstoneTTL: 2*cfg.ResolverTimeout + time.Second,
-			MaxTTL:       cfg.CacheTTL,
+			MaxTTL:       cfg.CacheTTL + cfg.StaleIfError,
 		}, logger)
 		shared = redisTier
 		localTTL = cfg.LocalCacheTTL
 	}
+	// A miss (queueing for a slot, Redis and the call) answers within about
+	// RESOLVER_TIMEOUT, however slow Authgear is.
 	c := cache.New(cache.Config{
 		TTL:          cfg.CacheTTL,
 		NegativeTTL:  cfg.CacheNegativeTTL,
 		FetchTimeout: cfg.ResolverTimeout + 2*cfg.RedisTimeout + 100*time.Millisecond,
-	}, cache.NewKeyer(cfg.keySecret), cache.NewLocal(cfg.LocalCacheSize, localTTL, nil), shared, client, logger, reg)
+		StaleIfError: cfg.StaleIfError,
+	}, cache.NewKeyer(cfg.keySecret), cache.NewLocal(cfg.LocalCacheSize, localTTL, nil), shared, guarded, logger, reg)
 
-	deps := handler.Deps{Decider: c, Logger: logger, Registry: reg}
+	deps := handler.Deps{Decider: c, Purger: c, Logger: logger, Registry: reg}
 	if redisTier != nil {
 		deps.Redis = redisTier
 		listenCtx, stopListening := context.WithCancel(ctx)
@@ -95,12 +103,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	srv := &http.Server{
 		Addr: cfg.ListenAddr,
-		Handler: handler.New(handler.Config{Auth: handler.AuthConfig{
-			CookiePrefix:   cfg.CookiePrefix,
-			TrustedProxies: cfg.proxies,
-			AllowPreflight: cfg.AllowPreflight,
-			Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts},
-		}}, deps),
+		Handler: handler.New(handler.Config{
+			Auth: handler.AuthConfig{
+				CookiePrefix:   cfg.CookiePrefix,
+				TrustedProxies: cfg.proxies,
+				AllowPreflight: cfg.AllowPreflight,
+				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts},
+			},
+			WebhookSecret: cfg.WebhookSecret,
+			AdminToken:    cfg.AdminToken,
+		}, deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      cfg.ResolverTimeout + 10*time.Second,

@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -192,4 +196,159 @@ func waitReady(t *testing.T, url string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%s never became ready", url)
+}
+
+// startService runs the service with env (plus a free LISTEN_ADDR) until the
+// test ends, and returns its base URL.
+func startService(t *testing.T, kv map[string]string) string {
+	t.Helper()
+	addr := "127.0.0.1:" + freePort(t)
+	full := map[string]string{"LISTEN_ADDR": addr}
+	for k, v := range kv {
+		full[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"forwardauth"}, env(full), io.Discard, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	waitReady(t, "http://"+addr+"/readyz")
+	return "http://" + addr
+}
+
+func authStatus(t *testing.T, base, bearer string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/auth", nil)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func signedWebhook(t *testing.T, base, secret, body string) int {
+	t.Helper()
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest("POST", base+"/webhooks/authgear", strings.NewReader(body))
+	req.Header.Set("x-authgear-body-signature", hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestWebhookPurgesEveryReplica: two service processes share one Redis; a
+// user.disabled webhook sent to one makes the other ask Authgear again,
+// although its own cache would otherwise keep the allow for an hour.
+func TestWebhookPurgesEveryReplica(t *testing.T) {
+	ag := resolvertest.NewServer("project.example")
+	defer ag.Close()
+	ag.AddUser(resolver.Identity{UserID: "u1"})
+	ag.AddSession(resolvertest.Bearer, "tok-1", "u1")
+	ag.AddUser(resolver.Identity{UserID: "u2"})
+	ag.AddSession(resolvertest.Bearer, "tok-2", "u2")
+
+	const secret = "webhook-secret"
+	common := map[string]string{
+		"AUTHGEAR_ENDPOINT":       "https://project.example",
+		"AUTHGEAR_RESOLVER_URL":   ag.ResolverURL().String(),
+		"REDIS_URL":               redistest.URL(t),
+		"REDIS_KEY_PREFIX":        "replicas-" + freePort(t) + ":",
+		"CACHE_KEY_SECRET":        strings.Repeat("k", 32),
+		"CACHE_TTL":               "1h",
+		"LOCAL_CACHE_TTL":         "1h",
+		"AUTHGEAR_WEBHOOK_SECRET": secret,
+		"ADMIN_TOKEN":             "admin-token-0123456789",
+	}
+	a, b := startService(t, common), startService(t, common)
+	for _, base := range []string{a, b} {
+		for _, tok := range []string{"tok-1", "tok-2"} {
+			if c := authStatus(t, base, tok); c != 200 {
+				t.Fatalf("%s %s: status %d", base, tok, c)
+			}
+		}
+	}
+	if n := ag.Calls(); n != 2 {
+		t.Fatalf("resolver calls = %d, want 2 (the second replica answers from Redis)", n)
+	}
+
+	ag.DisableUser("u1", true)
+	body := `{"id":"e1","seq":1,"type":"user.disabled","payload":{"user":{"id":"u1","is_disabled":true}},"context":{"timestamp":1764000000}}`
+	if c := signedWebhook(t, a, secret, body); c != 200 {
+		t.Fatalf("webhook: status %d", c)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for authStatus(t, b, "tok-1") != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica still allows the disabled user")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := authStatus(t, a, "tok-1"); c != 401 {
+		t.Fatalf("the replica that took the webhook: status %d, want 401", c)
+	}
+	calls := ag.Calls()
+	for _, base := range []string{a, b} {
+		if c := authStatus(t, base, "tok-2"); c != 200 {
+			t.Fatalf("another user was affected: status %d", c)
+		}
+	}
+	if ag.Calls() != calls {
+		t.Fatal("another user's cached decision was purged")
+	}
+
+	// A bad signature purges nothing.
+	ag.DisableUser("u2", true)
+	bad := `{"type":"user.disabled","payload":{"user":{"id":"u2"}}}`
+	if c := signedWebhook(t, a, "wrong-secret", bad); c != 401 {
+		t.Fatalf("webhook with a wrong signature: status %d, want 401", c)
+	}
+	if c := authStatus(t, b, "tok-2"); c != 200 {
+		t.Fatalf("a badly signed webhook purged: status %d", c)
+	}
+
+	// The app signs tok-2 out (no webhook exists for that) and purges it.
+	ag.RevokeSession(resolvertest.Bearer, "tok-2")
+	req, _ := http.NewRequest("POST", a+"/purge", strings.NewReader(`{"authorization":"Bearer tok-2"}`))
+	req.Header.Set("Authorization", "Bearer admin-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("purge: status %d", resp.StatusCode)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for authStatus(t, b, "tok-2") != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica still allows the purged credential")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWebhookAndPurgeAreOffUnlessConfigured(t *testing.T) {
+	ag := resolvertest.NewServer("project.example")
+	defer ag.Close()
+	base := startService(t, map[string]string{"AUTHGEAR_ENDPOINT": "https://project.example", "AUTHGEAR_RESOLVER_URL": ag.ResolverURL().String()})
+	for _, path := range []string{"/webhooks/authgear", "/purge"} {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("POST %s without its secret: status %d, want 404", path, resp.StatusCode)
+		}
+	}
 }

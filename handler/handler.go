@@ -21,11 +21,16 @@ type Pinger interface {
 // Config is what the handlers need besides their dependencies.
 type Config struct {
 	Auth AuthConfig
+	// WebhookSecret enables POST /webhooks/authgear (404 when empty).
+	WebhookSecret string
+	// AdminToken enables POST /purge (404 when empty).
+	AdminToken string
 }
 
 // Deps are the handlers' collaborators.
 type Deps struct {
 	Decider Decider
+	Purger  Purger
 	Redis   Pinger // nil without Redis
 	Logger  *slog.Logger
 	// Registry receives the metrics and is served on /metrics.
@@ -43,6 +48,13 @@ func New(cfg Config, d Deps) http.Handler {
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d.Redis))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	purges := newPurgeCounter(d.Registry)
+	if cfg.WebhookSecret != "" {
+		r.Post("/webhooks/authgear", handleWebhook(cfg.WebhookSecret, d.Purger, purges, d.Logger, d.Registry).ServeHTTP)
+	}
+	if cfg.AdminToken != "" {
+		r.Post("/purge", handlePurge(cfg.AdminToken, d.Purger, cfg.Auth.CookiePrefix, purges, d.Logger).ServeHTTP)
+	}
 	return authFirst(auth, r)
 }
 
