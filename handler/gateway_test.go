@@ -128,6 +128,8 @@ func TestPreflight(t *testing.T) {
 		{"untrusted peer", true, nil, preflight("X-Forwarded-Method", "OPTIONS"), false},
 		{"OPTIONS that is not a preflight", true, testProxies, hdr("X-Forwarded-Method", "OPTIONS"), false},
 		{"preflight headers on a GET", true, testProxies, preflight("X-Forwarded-Method", "GET"), false},
+		{"client-sent X-Original-Method through Traefik", true, testProxies, preflight("X-Forwarded-Method", "GET", "X-Original-Method", "OPTIONS"), false},
+		{"client-sent X-Forwarded-Method through nginx", true, testProxies, preflight("X-Original-Method", "GET", "X-Forwarded-Method", "OPTIONS"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,6 +175,7 @@ func TestLoginRedirect(t *testing.T) {
 		{"fetch() with Sec-Fetch-Mode cors: 401", browser(append([]string{"Sec-Fetch-Mode", "cors"}, traefik("app.example", "/")...)...), testProxies, 401, ""},
 		{"POST: 401", browser("X-Forwarded-Method", "POST", "X-Forwarded-Host", "app.example", "X-Forwarded-Uri", "/form"), testProxies, 401, ""},
 		{"untrusted peer: 401", browser(traefik("app.example", "/")...), nil, 401, ""},
+		{"client-sent X-Original-URL through Traefik: 401", browser(append([]string{"X-Original-Url", "https://evil.example/"}, traefik("app.example", "/")...)...), testProxies, 401, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,9 +43,16 @@ func trusted(r *http.Request, proxies []netip.Prefix) bool {
 
 // readOriginal reads either convention: nginx's X-Original-Method/-URI/-URL,
 // or the X-Forwarded-Method/-Proto/-Host/-Uri of Traefik and Caddy. Only
-// call it for a trusted peer.
+// call it for a trusted peer. Each gateway sets its own convention but may
+// pass the other through from the client, so a request carrying both is
+// ambiguous and describes nothing: no preflight pass, no redirect.
 func readOriginal(h http.Header) original {
-	if m := h.Get("X-Original-Method"); m != "" || h.Get("X-Original-Uri") != "" || h.Get("X-Original-Url") != "" {
+	nginx := h.Get("X-Original-Method") != "" || h.Get("X-Original-Uri") != "" || h.Get("X-Original-Url") != ""
+	forwarded := h.Get("X-Forwarded-Method") != "" || h.Get("X-Forwarded-Uri") != ""
+	if nginx && forwarded {
+		return original{}
+	}
+	if m := h.Get("X-Original-Method"); nginx {
 		o := original{method: m, nginx: true}
 		if u, err := url.Parse(h.Get("X-Original-Url")); err == nil && u.IsAbs() {
 			o.url = u
