@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The end-to-end suite: the real service behind real nginx, Traefik and Caddy
+# running the files in deploy/. Installs or builds the gateways first (cached).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+eval "$(.ci/gateways.sh --env)"
+FORWARDAUTH_E2E=required exec go test -tags e2e ./e2e/ -count=1 -v "$@"

@@ -1,0 +1,126 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// gateway starts one real gateway with the shipped files from deploy/ and
+// returns its base URL (http://127.0.0.1:PORT).
+type gateway struct {
+	name  string
+	start func(t *testing.T, st *stack) string
+}
+
+var gateways = []gateway{
+	{"nginx", startNginx},
+	{"traefik", startTraefik},
+	{"caddy", startCaddy},
+}
+
+// waitRouted polls the gateway until a request for the app is answered by the
+// service (401 without credentials), i.e. its routes are loaded.
+func waitRouted(t *testing.T, p *process, base string) {
+	t.Helper()
+	waitFor(t, p, 30*time.Second, func() error {
+		req, _ := http.NewRequest(http.MethodGet, base+"/__e2e_ready", nil)
+		req.Host = appHost
+		req.Header.Set("Accept", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			return fmt.Errorf("GET /__e2e_ready: %s, want 401", resp.Status)
+		}
+		return nil
+	})
+}
+
+// startNginx runs deploy/nginx/forwardauth.conf (and its snippets) under a
+// minimal main nginx.conf of the test's own, like Debian's or the official
+// image's nginx.conf includes conf.d/*.conf.
+func startNginx(t *testing.T, st *stack) string {
+	bin := findBinary(t, "FORWARDAUTH_E2E_NGINX", "", "nginx", "/usr/sbin/nginx")
+	dir := t.TempDir()
+	port := freePort(t)
+	writeFile(t, filepath.Join(dir, "conf.d", "forwardauth.conf"), template(t, "nginx/forwardauth.conf",
+		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
+		"server forwardauth:8080;", "server "+st.service+";",
+		"server app:8080;", "server "+st.upstream.addr()+";",
+	))
+	for _, s := range []string{"forwardauth-authrequest.conf", "forwardauth-identity.conf"} {
+		writeFile(t, filepath.Join(dir, "snippets", s), template(t, "nginx/snippets/"+s))
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		// Workers would otherwise run as nobody, who cannot use the temp dir.
+		user = "user root;\n"
+	}
+	writeFile(t, filepath.Join(dir, "nginx.conf"), user+`worker_processes 1;
+events { worker_connections 256; }
+http {
+    access_log off;
+    include conf.d/*.conf;
+}
+`)
+	p := startProcess(t, "nginx", exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"),
+		"-g", fmt.Sprintf("daemon off; pid %s; error_log stderr;", filepath.Join(dir, "nginx.pid"))))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitRouted(t, p, base)
+	return base
+}
+
+// startTraefik runs deploy/traefik/traefik.yml with deploy/traefik/dynamic.yml.
+func startTraefik(t *testing.T, st *stack) string {
+	bin := findBinary(t, "FORWARDAUTH_E2E_TRAEFIK", "traefik-"+traefikVersion, "traefik")
+	dir := t.TempDir()
+	port := freePort(t)
+	dynamic := filepath.Join(dir, "dynamic.yml")
+	writeFile(t, dynamic, template(t, "traefik/dynamic.yml",
+		"http://forwardauth:8080/", "http://"+st.service+"/",
+		"http://app:8080", "http://"+st.upstream.addr(),
+	))
+	static := filepath.Join(dir, "traefik.yml")
+	writeFile(t, static, template(t, "traefik/traefik.yml",
+		`address: ":80"`, fmt.Sprintf(`address: "127.0.0.1:%d"`, port),
+		"filename: /etc/traefik/dynamic.yml", "filename: "+dynamic,
+	))
+	p := startProcess(t, "traefik", exec.Command(bin, "--configFile="+static))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitRouted(t, p, base)
+	return base
+}
+
+// startCaddy runs deploy/caddy/Caddyfile, served over plain HTTP on a spare
+// port (the shipped site address gets automatic HTTPS).
+func startCaddy(t *testing.T, st *stack) string {
+	bin := findBinary(t, "FORWARDAUTH_E2E_CADDY", "caddy-"+caddyVersion, "caddy")
+	dir := t.TempDir()
+	port := freePort(t)
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	writeFile(t, caddyfile, template(t, "caddy/Caddyfile",
+		appHost+" {", fmt.Sprintf("http://%s:%d {", appHost, port),
+		"forward_auth forwardauth:8080 {", "forward_auth "+st.service+" {",
+		"reverse_proxy app:8080", "reverse_proxy "+st.upstream.addr(),
+	))
+	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(),
+		fmt.Sprintf("CADDY_ADMIN=127.0.0.1:%d", freePort(t)),
+		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
+		"HOME="+dir,
+	)
+	p := startProcess(t, "caddy", cmd)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitRouted(t, p, base)
+	return base
+}
