@@ -42,6 +42,10 @@ type config struct {
 	ResolverCooldown      time.Duration `envconfig:"RESOLVER_BREAK_COOLDOWN" default:"5s" desc:"how long that rest lasts before one call probes Authgear again"`
 	StaleIfError          time.Duration `envconfig:"STALE_IF_ERROR" default:"0s" desc:"serve a cached allow up to this long past CACHE_TTL while Authgear fails (0: off)"`
 
+	JWTVerify         string        `envconfig:"JWT_VERIFY" default:"off" desc:"off; true (verify JWT access tokens here, no resolver call); hybrid (verify here, then confirm with the resolver through the cache)"`
+	JWTExtraAudiences string        `envconfig:"JWT_EXTRA_AUDIENCES" desc:"comma-separated audiences accepted besides AUTHGEAR_ENDPOINT (resource URIs)"`
+	JWTMaxLifetime    time.Duration `envconfig:"JWT_MAX_LIFETIME" default:"24h" desc:"at least the project's access token lifetime: how long a revoked user's tokens stay deny-listed"`
+
 	WebhookSecret string `envconfig:"AUTHGEAR_WEBHOOK_SECRET" desc:"enables POST /webhooks/authgear: the project's webhook secret (signature key)"`
 	AdminToken    string `envconfig:"ADMIN_TOKEN" desc:"enables POST /purge with Authorization: Bearer ADMIN_TOKEN"`
 
@@ -60,6 +64,7 @@ type config struct {
 	keySecret   []byte
 	logLevel    slog.Level
 	proxies     []netip.Prefix
+	jwtMode     int // handler.JWTMode
 	loginURL    *url.URL
 	returnHosts []string
 }
@@ -149,6 +154,19 @@ func (c *config) validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s=%s: must be positive", d.name, d.v)
 		}
+	}
+	switch c.JWTVerify {
+	case "off", "false", "":
+		c.jwtMode = 0
+	case "true", "on":
+		c.jwtMode = 1
+	case "hybrid":
+		c.jwtMode = 2
+	default:
+		return fmt.Errorf("JWT_VERIFY=%q: must be off, true or hybrid", c.JWTVerify)
+	}
+	if c.JWTMaxLifetime < 5*time.Minute {
+		return fmt.Errorf("JWT_MAX_LIFETIME=%s: must be at least the access token lifetime (Authgear's minimum is 5m)", c.JWTMaxLifetime)
 	}
 	if c.StaleIfError < 0 {
 		return fmt.Errorf("STALE_IF_ERROR=%s: must not be negative", c.StaleIfError)

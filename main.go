@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -87,19 +88,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// A miss (queueing for a slot, Redis and the call) answers within about
 	// RESOLVER_TIMEOUT, however slow Authgear is.
+	keyer := cache.NewKeyer(cfg.keySecret)
 	c := cache.New(cache.Config{
 		TTL:          cfg.CacheTTL,
 		NegativeTTL:  cfg.CacheNegativeTTL,
 		FetchTimeout: cfg.ResolverTimeout + 2*cfg.RedisTimeout + 100*time.Millisecond,
 		StaleIfError: cfg.StaleIfError,
-	}, cache.NewKeyer(cfg.keySecret), cache.NewLocal(cfg.LocalCacheSize, localTTL, nil), shared, guarded, logger, reg)
+	}, keyer, cache.NewLocal(cfg.LocalCacheSize, localTTL, nil), shared, guarded, logger,
+		prometheus.WrapRegistererWith(prometheus.Labels{"cache": "resolver"}, reg))
 
-	deps := handler.Deps{Decider: c, Purger: c, Logger: logger, Registry: reg}
+	// Local JWT verification: a second, in-process cache holds verified
+	// tokens; the deny list blocks those revoked since they were issued.
+	background, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	var jwtCfg handler.JWTConfig
+	revoker := cache.Revoker{Main: c}
+	caches := []*cache.Cache{c}
+	if cfg.jwtMode != int(handler.JWTOff) {
+		discovery := cfg.endpoint.JoinPath("/.well-known/openid-configuration")
+		if cfg.resolverURL != nil {
+			// Authgear reached at an internal address: ask it there too.
+			discovery = &url.URL{Scheme: cfg.resolverURL.Scheme, Host: cfg.resolverURL.Host, Path: "/.well-known/openid-configuration"}
+		}
+		verifier, err := resolver.NewJWTVerifier(background, resolver.JWTConfig{
+			Endpoint:       cfg.endpoint,
+			DiscoveryURL:   discovery,
+			ExtraAudiences: splitList(cfg.JWTExtraAudiences),
+		}, resolver.NewHTTPClient(cfg.ResolverTimeout), logger)
+		if err != nil {
+			return fmt.Errorf("JWT_VERIFY: %w", err)
+		}
+		jwtCache := cache.New(cache.Config{TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL, FetchTimeout: cfg.ResolverTimeout},
+			keyer, cache.NewLocal(cfg.LocalCacheSize, cfg.CacheTTL, nil), nil, resolver.JWTResolver{V: verifier}, logger,
+			prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
+		deny := cache.NewDenyList(cfg.JWTMaxLifetime, redisTier, nil, logger)
+		jwtCfg = handler.JWTConfig{Mode: handler.JWTMode(cfg.jwtMode), Verified: jwtCache, Deny: deny}
+		revoker = cache.Revoker{Main: c, JWT: jwtCache, Deny: deny}
+		caches = append(caches, jwtCache)
+	}
+
+	deps := handler.Deps{Decider: c, Purger: revoker, Logger: logger, Registry: reg}
 	if redisTier != nil {
 		deps.Redis = redisTier
-		listenCtx, stopListening := context.WithCancel(ctx)
-		defer stopListening()
-		go c.Listen(listenCtx, redisTier)
+		cache.StartListening(background, redisTier, revoker.Deny, caches...)
 	}
 	srv := &http.Server{
 		Addr: cfg.ListenAddr,
@@ -109,6 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				TrustedProxies: cfg.proxies,
 				AllowPreflight: cfg.AllowPreflight,
 				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts},
+				JWT:            jwtCfg,
 			},
 			WebhookSecret: cfg.WebhookSecret,
 			AdminToken:    cfg.AdminToken,

@@ -352,3 +352,74 @@ func TestWebhookAndPurgeAreOffUnlessConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestJWTRevocationReachesEveryReplica: with local JWT verification, a
+// user.disabled webhook sent to one replica blocks the user's tokens on the
+// other, which never asks Authgear about them.
+func TestJWTRevocationReachesEveryReplica(t *testing.T) {
+	ag := resolvertest.NewServer("project.example")
+	defer ag.Close()
+	ag.AddUser(resolver.Identity{UserID: "u1"})
+	ag.AddUser(resolver.Identity{UserID: "u2"})
+	const secret = "webhook-secret"
+	common := map[string]string{
+		"AUTHGEAR_ENDPOINT":       "https://project.example",
+		"AUTHGEAR_RESOLVER_URL":   ag.ResolverURL().String(),
+		"REDIS_URL":               redistest.URL(t),
+		"REDIS_KEY_PREFIX":        "jwt-replicas-" + freePort(t) + ":",
+		"CACHE_KEY_SECRET":        strings.Repeat("k", 32),
+		"AUTHGEAR_WEBHOOK_SECRET": secret,
+		"JWT_VERIFY":              "true",
+	}
+	a, b := startService(t, common), startService(t, common)
+	tok1 := ag.IssueJWT("u1", resolvertest.WithClaim("iat", time.Now().Add(-time.Minute).Unix()))
+	tok2 := ag.IssueJWT("u2")
+	for _, base := range []string{a, b} {
+		waitLocalJWT(t, ag, base, tok2)
+		if c := authStatus(t, base, tok1); c != 200 {
+			t.Fatalf("status %d", c)
+		}
+	}
+
+	ag.DisableUser("u1", true)
+	body := `{"type":"user.disabled","payload":{"user":{"id":"u1"}}}`
+	if c := signedWebhook(t, a, secret, body); c != 200 {
+		t.Fatalf("webhook: status %d", c)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for authStatus(t, b, tok1) != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica still accepts the disabled user's JWT")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := authStatus(t, a, tok1); c != 401 {
+		t.Fatalf("the replica that took the webhook: status %d", c)
+	}
+	if c := authStatus(t, b, tok2); c != 200 {
+		t.Fatalf("another user's JWT: status %d", c)
+	}
+	// A replica started after the revocation learns it from Redis.
+	c := startService(t, common)
+	waitLocalJWT(t, ag, c, tok2)
+	if s := authStatus(t, c, tok1); s != 401 {
+		t.Fatalf("a replica started later accepts the disabled user's JWT: status %d", s)
+	}
+}
+
+// waitLocalJWT waits until the service at base verifies tok locally: allowed
+// without a resolver call (until then it asks Authgear, by design).
+func waitLocalJWT(t *testing.T, ag *resolvertest.Server, base, tok string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		calls := ag.Calls()
+		if authStatus(t, base, tok) == 200 && ag.Calls() == calls {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the service never verified the JWT locally")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

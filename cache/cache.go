@@ -248,26 +248,58 @@ func (c *Cache) sharedError(ctx context.Context, op string, err error) {
 		slog.String("op", op), slog.String("error", err.Error()))
 }
 
-// Listen applies the purges announced by other replicas to this one's
-// in-process tier until ctx is done. Without Redis it returns at once.
-func (c *Cache) Listen(ctx context.Context, redis *Redis) {
+// StartListening runs Listen in the background; the Redis tier reports not
+// ready (Ping) until the subscription is up, so that no replica serves
+// before it can hear of purges.
+func StartListening(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache) {
 	if redis == nil {
 		return
 	}
-	redis.Subscribe(ctx, func(p Purge) {
-		c.epoch.Add(1)
-		if p.UserID != "" {
-			_ = c.local.DeleteUser(ctx, p.UserID)
-		} else {
-			_ = c.local.Delete(ctx, p.Key)
+	redis.listening.Store(1)
+	go Listen(ctx, redis, deny, caches...)
+}
+
+// Listen applies the purges (and deny-list entries, when deny is not nil)
+// announced by other replicas to this one's memory until ctx is done. The
+// caches of one process share it. Without Redis it returns at once.
+func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache) {
+	if redis == nil {
+		return
+	}
+	redis.Subscribe(ctx, func(msg string) {
+		if p, ok := parsePurge(msg); ok {
+			for _, c := range caches {
+				c.applyPurge(ctx, p)
+			}
+			return
+		}
+		if deny != nil {
+			deny.apply(msg)
 		}
 	}, func() {
-		// Purges announced while we were not listening are lost: drop
-		// everything rather than serve what may have been revoked.
-		c.epoch.Add(1)
-		c.local.Clear()
-		c.logger.LogAttrs(ctx, slog.LevelInfo, "listening for purges; in-process cache cleared")
+		// What was announced while we were not listening is lost: drop every
+		// decision rather than serve one that may have been revoked, and read
+		// the deny list again.
+		for _, c := range caches {
+			c.epoch.Add(1)
+			c.local.Clear()
+		}
+		if deny != nil {
+			if err := deny.load(ctx); err != nil {
+				redis.logger.LogAttrs(ctx, slog.LevelError, "could not load the deny list", slog.String("error", err.Error()))
+			}
+		}
+		redis.logger.LogAttrs(ctx, slog.LevelInfo, "listening for purges; in-process cache cleared")
 	})
+}
+
+func (c *Cache) applyPurge(ctx context.Context, p Purge) {
+	c.epoch.Add(1)
+	if p.UserID != "" {
+		_ = c.local.DeleteUser(ctx, p.UserID)
+	} else {
+		_ = c.local.Delete(ctx, p.Key)
+	}
 }
 
 // PurgeCredentials removes the decision for one set of credentials, given as

@@ -355,7 +355,7 @@ func TestPurgeReachesEveryReplicasMemory(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			for _, c := range []*testCache{a, b} {
-				go c.Listen(ctx, tier)
+				go Listen(ctx, tier, nil, c.Cache)
 			}
 			// Wait until both listen: a purge announced before would be lost
 			// (and is covered by clearing on subscribe).

@@ -41,6 +41,9 @@ type Redis struct {
 	cfg       RedisConfig
 	logger    *slog.Logger
 	downUntil atomic.Int64 // unix nanoseconds
+	// listening is 0 without a subscriber, 1 while one is (re)subscribing,
+	// 2 once it listens: a replica that may miss purges is not ready.
+	listening atomic.Int32
 }
 
 // NewRedis returns the Redis tier over client.
@@ -233,10 +236,13 @@ type Purge struct {
 	Key    Key    // otherwise
 }
 
-// Subscribe calls onPurge for every purge any replica announces, and
-// onSubscribed each time the subscription is (re)established, when purges may
-// have been missed. It returns when ctx is done. go-redis reconnects by itself.
-func (r *Redis) Subscribe(ctx context.Context, onPurge func(Purge), onSubscribed func()) {
+// Subscribe calls onMessage for every message any replica announces on the
+// purge channel, and onSubscribed each time the subscription is
+// (re)established, when messages may have been missed. It returns when ctx is
+// done. go-redis reconnects by itself.
+func (r *Redis) Subscribe(ctx context.Context, onMessage func(string), onSubscribed func()) {
+	r.listening.Store(1)
+	defer r.listening.Store(0)
 	ps := r.client.Subscribe(ctx, r.channel())
 	defer ps.Close()
 	for {
@@ -245,6 +251,7 @@ func (r *Redis) Subscribe(ctx context.Context, onPurge func(Purge), onSubscribed
 			return
 		}
 		if err != nil {
+			r.listening.Store(1)
 			// Receive reconnects on the next call; wait a little so that a
 			// dead Redis does not spin this loop.
 			select {
@@ -258,11 +265,10 @@ func (r *Redis) Subscribe(ctx context.Context, onPurge func(Purge), onSubscribed
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				onSubscribed()
+				r.listening.Store(2)
 			}
 		case *redis.Message:
-			if p, ok := parsePurge(m.Payload); ok {
-				onPurge(p)
-			}
+			onMessage(m.Payload)
 		}
 	}
 }
@@ -281,9 +287,16 @@ func parsePurge(s string) (Purge, bool) {
 	return Purge{}, false
 }
 
-// Ping reports whether Redis answers, for readiness.
+// Ping reports whether Redis answers and, when this replica listens for
+// purges, whether it does yet: for readiness.
 func (r *Redis) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(r.cfg.Timeout, 500*time.Millisecond))
 	defer cancel()
-	return r.client.Ping(ctx).Err()
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return err
+	}
+	if r.listening.Load() == 1 {
+		return errors.New("not listening for purges yet")
+	}
+	return nil
 }

@@ -36,6 +36,7 @@ type stack struct {
 	authgear *resolvertest.Server
 	handler  http.Handler
 	reg      *prometheus.Registry
+	revoker  cache.Revoker
 }
 
 type stackOptions struct {
@@ -45,6 +46,8 @@ type stackOptions struct {
 	trusted      []netip.Prefix
 	preflight    bool
 	login        LoginConfig
+	jwt          JWTMode
+	setup        func(*resolvertest.Server) // before the service starts
 }
 
 // newStack is the service as main wires it, in front of a fake Authgear that
@@ -65,6 +68,9 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	ag.AddUser(anon)
 	ag.AddSession(resolvertest.Bearer, "anon-token", anon.UserID)
 
+	if opts.setup != nil {
+		opts.setup(ag)
+	}
 	timeout := opts.timeout
 	if timeout == 0 {
 		timeout = 2 * time.Second
@@ -73,10 +79,36 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	client := resolver.NewClient(resolver.ClientConfig{
 		Endpoint: ag.Endpoint(), ResolverURL: ag.ResolverURL(), CookiePrefix: opts.cookiePrefix, Timeout: timeout,
 	}, resolver.NewHTTPClient(timeout), discard, reg)
+	keyer := cache.NewKeyer([]byte("secret"))
 	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout + time.Second},
-		cache.NewKeyer([]byte("secret")), cache.NewLocal(1000, time.Minute, nil), nil, client, discard, reg)
-	h := New(Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login}}, Deps{Decider: c, Redis: opts.redis, Logger: discard, Registry: reg})
-	return &stack{authgear: ag, handler: h, reg: reg}
+		keyer, cache.NewLocal(1000, time.Minute, nil), nil, client, discard,
+		prometheus.WrapRegistererWith(prometheus.Labels{"cache": "resolver"}, reg))
+	revoker := cache.Revoker{Main: c}
+	var jwtCfg JWTConfig
+	if opts.jwt != JWTOff {
+		v, err := resolver.NewJWTVerifier(t.Context(), resolver.JWTConfig{Endpoint: ag.Endpoint(), DiscoveryURL: ag.DiscoveryURL()},
+			resolver.NewHTTPClient(timeout), discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.setup == nil {
+			// Tests of the JWT path want its keys; the fallback has its own test.
+			for deadline := time.Now().Add(10 * time.Second); !v.Ready(); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the JWT verifier never got the fake's keys")
+				}
+			}
+		}
+		jc := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout},
+			keyer, cache.NewLocal(1000, time.Minute, nil), nil, resolver.JWTResolver{V: v}, discard,
+			prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
+		deny := cache.NewDenyList(time.Hour, nil, nil, discard)
+		jwtCfg = JWTConfig{Mode: opts.jwt, Verified: jc, Deny: deny}
+		revoker = cache.Revoker{Main: c, JWT: jc, Deny: deny}
+	}
+	h := New(Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login, JWT: jwtCfg}},
+		Deps{Decider: c, Purger: revoker, Redis: opts.redis, Logger: discard, Registry: reg})
+	return &stack{authgear: ag, handler: h, reg: reg, revoker: revoker}
 }
 
 func (s *stack) do(method, target string, header http.Header) *httptest.ResponseRecorder {

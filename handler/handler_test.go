@@ -39,12 +39,12 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`forwardauth_decisions_total{outcome="allow"} 2`,
 		`forwardauth_decisions_total{outcome="no_credential"} 1`,
-		`forwardauth_cache_lookups_total{result="hit",tier="local"} 1`,
-		`forwardauth_cache_lookups_total{result="miss",tier="local"} 1`,
+		`forwardauth_cache_lookups_total{cache="resolver",result="hit",tier="local"} 1`,
+		`forwardauth_cache_lookups_total{cache="resolver",result="miss",tier="local"} 1`,
 		`forwardauth_resolver_calls_total{result="allow"} 1`,
 		`forwardauth_resolver_duration_seconds_count 1`,
-		`forwardauth_coalesced_waits_total 0`,
-		`forwardauth_cache_shared_errors_total 0`,
+		`forwardauth_coalesced_waits_total{cache="resolver"} 0`,
+		`forwardauth_cache_shared_errors_total{cache="resolver"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -18,7 +18,8 @@ import (
 )
 
 // Purger forgets cached decisions: all of a user's, or the one of a set of
-// credentials (the key is computed exactly as for /auth).
+// credentials (the key is computed exactly as for /auth; a JWT among them is
+// also blocked until it expires).
 type Purger interface {
 	UserPurger
 	PurgeCredentials(ctx context.Context, c resolver.Credentials) error
@@ -146,7 +147,9 @@ func handlePurge(adminToken string, purger Purger, cookiePrefix string, purges *
 			}
 		}
 		if req.UserID != "" {
-			if err := purger.PurgeUser(ctx, req.UserID); err != nil {
+			// An admin purging a user wants their access re-checked: their
+			// JWTs issued until now stop working too.
+			if err := purger.RevokeUser(ctx, req.UserID); err != nil {
 				errs = append(errs, err)
 			} else {
 				purgedUser.Inc()

@@ -159,6 +159,9 @@ func TestPurgeWhatWasAsked(t *testing.T) {
 			if !slices.Equal(s.purger.users, tt.users) {
 				t.Errorf("purged users = %q, want %q", s.purger.users, tt.users)
 			}
+			if !slices.Equal(s.purger.revoked, tt.users) {
+				t.Errorf("revoked users = %q, want %q: a purge by user_id also blocks their JWTs", s.purger.revoked, tt.users)
+			}
 			if !slices.Equal(s.purger.creds, tt.creds) {
 				t.Errorf("purged credentials = %+v, want %+v", s.purger.creds, tt.creds)
 			}

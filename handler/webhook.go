@@ -16,9 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// UserPurger forgets every cached decision of a user.
+// UserPurger forgets every cached decision of a user. RevokeUser also
+// blocks the user's JWT access tokens issued until now, which a local check
+// would otherwise accept until they expire: for a user who lost access.
 type UserPurger interface {
 	PurgeUser(ctx context.Context, userID string) error
+	RevokeUser(ctx context.Context, userID string) error
 }
 
 // maxWebhookBody bounds an Authgear event: a user object with its standard
@@ -42,6 +45,18 @@ func purgesUser(eventType string) bool {
 		return true
 	}
 	return strings.HasPrefix(eventType, "identity.")
+}
+
+// revokesAccess reports whether an event takes a user's access away (Authgear
+// then deletes their sessions), so that their JWTs must stop working too.
+// The other purging events change who a user is, which a JWT's claims keep
+// until it is refreshed.
+func revokesAccess(eventType string) bool {
+	switch eventType {
+	case "user.disabled", "user.deleted", "user.anonymized":
+		return true
+	}
+	return false
 }
 
 // webhookResult is what one delivery came to: the answer, and what is
@@ -151,7 +166,11 @@ func serveWebhook(w http.ResponseWriter, r *http.Request, key []byte, purger Use
 	res := webhookResult{event: event.Type, userID: payload.User.ID}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), purgeTimeout)
 	defer cancel()
-	if err := purger.PurgeUser(ctx, payload.User.ID); err != nil {
+	purge := purger.PurgeUser
+	if revokesAccess(event.Type) {
+		purge = purger.RevokeUser
+	}
+	if err := purge(ctx, payload.User.ID); err != nil {
 		res.status, res.body, res.outcome, res.err = http.StatusServiceUnavailable, errorResponse{"purge failed"}, "purge failed", err
 		return res
 	}

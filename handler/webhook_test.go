@@ -23,10 +23,18 @@ import (
 
 // fakePurger records what it was asked to purge, and fails with err.
 type fakePurger struct {
-	mu    sync.Mutex
-	err   error
-	users []string
-	creds []resolver.Credentials
+	mu      sync.Mutex
+	err     error
+	users   []string // purged or revoked
+	revoked []string
+	creds   []resolver.Credentials
+}
+
+func (p *fakePurger) RevokeUser(ctx context.Context, userID string) error {
+	p.mu.Lock()
+	p.revoked = append(p.revoked, userID)
+	p.mu.Unlock()
+	return p.PurgeUser(ctx, userID)
 }
 
 func (p *fakePurger) PurgeUser(_ context.Context, userID string) error {
@@ -175,6 +183,11 @@ func TestWebhookEventsPurgeTheirUser(t *testing.T) {
 			}
 			if !slices.Equal(s.purger.users, []string{user}) {
 				t.Errorf("purged users = %q, want [%q]", s.purger.users, user)
+			}
+			// Only events that take access away block the user's JWTs.
+			wantRevoked := typ == "user.disabled" || typ == "user.deleted" || typ == "user.anonymized"
+			if got := len(s.purger.revoked) == 1; got != wantRevoked {
+				t.Errorf("revoked = %q, want revoked: %v", s.purger.revoked, wantRevoked)
 			}
 			if got := testutil.ToFloat64(s.purges.WithLabelValues("webhook")); got != 1 {
 				t.Errorf(`forwardauth_purges_total{cause="webhook"} = %v, want 1`, got)

@@ -278,29 +278,40 @@ func decisionFromHeader(h http.Header) (*Decision, error) {
 // unverifiedExpiry reads the exp claim of a JWT without checking it; zero
 // when token is not a JWT with an exp.
 func unverifiedExpiry(token string) time.Time {
+	_, exp := UnverifiedTokenID(token)
+	return exp
+}
+
+// UnverifiedTokenID reads the jti and exp claims of a JWT without checking
+// it (for a token an admin hands in to be revoked); empty when token is not
+// a JWT.
+func UnverifiedTokenID(token string) (jti string, exp time.Time) {
 	_, rest, ok := strings.Cut(token, ".")
 	if !ok {
-		return time.Time{}
+		return "", time.Time{}
 	}
 	payload, _, ok := strings.Cut(rest, ".")
 	if !ok || len(payload) > maxDrain {
-		return time.Time{}
+		return "", time.Time{}
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
-		return time.Time{}
+		return "", time.Time{}
 	}
 	var claims struct {
 		Exp json.Number `json:"exp"`
+		JTI string      `json:"jti"`
 	}
 	if json.Unmarshal(raw, &claims) != nil {
-		return time.Time{}
+		return "", time.Time{}
 	}
-	exp, err := claims.Exp.Float64()
-	if err != nil || exp <= 0 {
-		return time.Time{}
+	if !validHeaderValue(claims.JTI) {
+		claims.JTI = ""
 	}
-	return time.Unix(int64(exp), 0)
+	if e, err := claims.Exp.Float64(); err == nil && e > 0 {
+		exp = time.Unix(int64(e), 0)
+	}
+	return claims.JTI, exp
 }
 
 // parseBool reads a "true"/"false" header; absent is false.

@@ -56,6 +56,10 @@ type Decision struct {
 	Expires time.Time
 	// Stale marks an allow served past its TTL because Authgear is failing.
 	Stale bool
+	// TokenID (jti) and IssuedAt (iat) of an allow verified locally from a
+	// JWT, for the deny list; empty otherwise.
+	TokenID  string
+	IssuedAt time.Time
 
 	header [identityHeaderCount]headerField
 }

@@ -571,7 +571,10 @@ func claimsOf(tok jwt.Token) (*JWTClaims, error) {
 	if !validHeaderValue(jti) {
 		return nil, invalid("jti with forbidden bytes")
 	}
-	return &JWTClaims{Decision: Allow(id, exp), JTI: jti, Expires: exp}, nil
+	iat, _ := tok.IssuedAt()
+	d := Allow(id, exp)
+	d.TokenID, d.IssuedAt = jti, iat
+	return &JWTClaims{Decision: d, JTI: jti, Expires: exp}, nil
 }
 
 // claim returns a private claim as decoded from JSON; nil when absent.
@@ -646,9 +649,27 @@ func unixClaim(tok jwt.Token, name string) (int64, error) {
 	return int64(f), nil
 }
 
+// JWTResolver answers from the token alone: an allow for a good JWT, a deny
+// for a bad one, an error while no keys are known. It lets a cache hold
+// verified tokens like resolver answers.
+type JWTResolver struct{ V *JWTVerifier }
+
+// Resolve verifies req.Bearer.
+func (r JWTResolver) Resolve(ctx context.Context, req Request) (*Decision, error) {
+	c, err := r.V.VerifyClaims(ctx, req.Bearer)
+	switch {
+	case errors.Is(err, ErrInvalidToken):
+		return Deny(), nil
+	case err != nil:
+		return nil, err
+	}
+	return c.Decision, nil
+}
+
 // LooksLikeJWT reports whether token has the shape of a compact JWS: three
-// non-empty base64url segments separated by dots. Opaque Authgear tokens do
-// not, and go to the resolver instead.
+// base64url segments separated by dots, the signature possibly empty (an
+// unsigned "alg: none" token is a JWT too, to be refused here). Opaque
+// Authgear tokens do not, and go to the resolver instead.
 func LooksLikeJWT(token string) bool {
 	dots, segLen := 0, 0
 	for i := 0; i < len(token); i++ {
@@ -666,5 +687,5 @@ func LooksLikeJWT(token string) bool {
 			return false
 		}
 	}
-	return dots == 2 && segLen > 0
+	return dots == 2
 }
