@@ -183,6 +183,11 @@ func (c *config) validate() error {
 	if c.LocalCacheSize <= 0 {
 		return fmt.Errorf("LOCAL_CACHE_SIZE=%d: must be positive", c.LocalCacheSize)
 	}
+	if strings.ContainsAny(c.RedisKeyPrefix, "{}") {
+		// Braces would make a Redis Cluster hash tag of the prefix, sending a
+		// user's index and tombstone to different slots.
+		return fmt.Errorf("REDIS_KEY_PREFIX=%q: must not contain { or }", c.RedisKeyPrefix)
+	}
 	switch c.RedisMode {
 	case "single", "sentinel", "cluster":
 	default:

@@ -59,6 +59,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "CACHE_KEY_SECRET": "short"}, "CACHE_KEY_SECRET"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "REDIS_URL": "mysql://x", "CACHE_KEY_SECRET": secret}, "REDIS_URL"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "REDIS_MODE": "multi"}, "REDIS_MODE"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "REDIS_KEY_PREFIX": "{app}:"}, "REDIS_KEY_PREFIX"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "JWT_VERIFY": "yes"}, "JWT_VERIFY"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LISTEN_ADDR": "nowhere"}, "LISTEN_ADDR"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},

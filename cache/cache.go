@@ -116,7 +116,6 @@ func (c *Cache) Key(cr resolver.Credentials) Key { return c.keyer.Key(cr) }
 // means the answer is unknown (Authgear unavailable); it is never cached.
 func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Decision, error) {
 	k := c.keyer.Key(req.Credentials)
-	var stale *Entry
 	if e, ok, _ := c.local.Get(ctx, k); ok {
 		// Entries outlive their TTL only with STALE_IF_ERROR: only then is
 		// the clock read on a hit.
@@ -124,10 +123,12 @@ func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Dec
 			c.hitsLocal.Inc()
 			return e.Decision, nil
 		}
-		stale = &e
+		c.missLocal.Inc()
+		stale := e // a copy, so that a hit's entry stays on the stack
+		return c.miss(ctx, k, req, &stale)
 	}
 	c.missLocal.Inc()
-	return c.miss(ctx, k, req, stale)
+	return c.miss(ctx, k, req, nil)
 }
 
 func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {

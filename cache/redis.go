@@ -67,11 +67,14 @@ type wireEntry struct {
 }
 
 func (r *Redis) decisionKey(k Key) string { return r.cfg.Prefix + "d:" + k.String() }
+
+// The user's part is hex, so that any user id (empty, or with braces of its
+// own) gives one well-formed hash tag.
 func (r *Redis) indexKey(user string) string {
-	return r.cfg.Prefix + "u:{" + user + "}"
+	return r.cfg.Prefix + "u:{" + hex.EncodeToString([]byte(user)) + "}"
 }
 func (r *Redis) tombstoneKey(user string) string {
-	return r.cfg.Prefix + "p:{" + user + "}"
+	return r.cfg.Prefix + "p:{" + hex.EncodeToString([]byte(user)) + "}"
 }
 
 // call runs op with the tier's timeout unless the tier is resting, and rests
@@ -245,6 +248,9 @@ func (r *Redis) Subscribe(ctx context.Context, onMessage func(string), onSubscri
 	defer r.listening.Store(0)
 	ps := r.client.Subscribe(ctx, r.channel())
 	defer ps.Close()
+	// Receive does not watch ctx: closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
 	for {
 		msg, err := ps.Receive(ctx)
 		if ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -112,5 +113,73 @@ func BenchmarkKey(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = k.Key(cr)
+	}
+}
+
+// BenchmarkAuthJWTLocal is a JWT access token verified here (JWT_VERIFY=true)
+// and then held in the in-process cache: no resolver call, ever.
+func BenchmarkAuthJWTLocal(b *testing.B) {
+	s := newStack(b, stackOptions{jwt: JWTLocal})
+	r := benchRequest()
+	r.Header.Set("Authorization", "Bearer "+s.authgear.IssueJWT(alice.UserID))
+	benchServe(b, s.handler, r)
+	if n := s.authgear.Calls(); n != 0 {
+		b.Fatalf("resolver calls = %d, want 0", n)
+	}
+}
+
+// BenchmarkJWTVerify is one full local verification (RS256 signature and
+// claims), what a JWT costs when it is not cached yet.
+func BenchmarkJWTVerify(b *testing.B) {
+	ag := resolvertest.NewServer(publicHost)
+	b.Cleanup(ag.Close)
+	ag.AddUser(alice)
+	v, err := resolver.NewJWTVerifier(b.Context(), resolver.JWTConfig{Endpoint: ag.Endpoint(), DiscoveryURL: ag.DiscoveryURL()},
+		resolver.NewHTTPClient(2*time.Second), discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := ag.IssueJWT(alice.UserID)
+	for !v.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestCacheHitDoesNotAllocate guards the hot path: an in-process hit, plain
+// or a locally verified JWT, allocates nothing.
+func TestCacheHitDoesNotAllocate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts stackOptions
+		tok  func(s *stack) string
+	}{
+		{"resolver", stackOptions{}, func(*stack) string { return "alice-token" }},
+		{"jwt", stackOptions{jwt: JWTLocal}, func(s *stack) string { return s.authgear.IssueJWT(alice.UserID) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStack(t, tc.opts)
+			r := benchRequest()
+			r.Header.Set("Authorization", "Bearer "+tc.tok(s))
+			w := &benchWriter{h: http.Header{}}
+			s.handler.ServeHTTP(w, r)
+			if w.code != 200 {
+				t.Fatalf("status %d", w.code)
+			}
+			if n := testing.AllocsPerRun(200, func() {
+				w.reset()
+				s.handler.ServeHTTP(w, r)
+			}); n != 0 {
+				t.Fatalf("%v allocations per hit, want 0", n)
+			}
+		})
 	}
 }

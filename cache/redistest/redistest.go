@@ -39,7 +39,11 @@ func Require(t testing.TB, bin string) string {
 	if err == nil {
 		return path
 	}
-	msg := fmt.Sprintf("%s not found on PATH (apt-get install redis-server, or run .ci/run)", bin)
+	pkg := map[string]string{"redis-cli": "redis-tools", "redis-sentinel": "redis-sentinel"}[bin]
+	if pkg == "" {
+		pkg = "redis-server"
+	}
+	msg := fmt.Sprintf("%s not found on PATH (apt-get install %s, or run .ci/run)", bin, pkg)
 	if os.Getenv("FORWARDAUTH_E2E") == "required" {
 		t.Fatal(msg)
 	}
