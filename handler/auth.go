@@ -122,6 +122,17 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		unauthorized(w, bearer)
 	}
 
+	// noValidCredential answers when nobody is signed in.
+	noValidCredential := func(w http.ResponseWriter, r *http.Request, route routePolicy, bearer bool) {
+		if route.optional() {
+			count.anonymous.Inc()
+			setNoIdentity(w.Header())
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		refuse(w, r, bearer)
+	}
+
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route := routePolicy{n: 1}
 		if r.URL.RawQuery != "" {
@@ -153,18 +164,8 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		case creds.Empty():
 			count.noCredential.Inc()
 		}
-		// noValidCredential answers when nobody is signed in.
-		noValidCredential := func(bearer bool) {
-			if route.optional() {
-				count.anonymous.Inc()
-				setNoIdentity(w.Header())
-				w.WriteHeader(http.StatusOK)
-				return
-			}
-			refuse(w, r, bearer)
-		}
 		if err != nil || creds.Empty() {
-			noValidCredential(bearer || err != nil)
+			noValidCredential(w, r, route, bearer || err != nil)
 			return
 		}
 
@@ -176,13 +177,13 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 				// No keys yet (JWKS unreachable): Authgear can still tell.
 			case !jd.Allow && creds.AppSession == "" && creds.AppAccessToken == "" && creds.Session == "":
 				count.jwtInvalid.Inc()
-				noValidCredential(true)
+				noValidCredential(w, r, route, true)
 				return
 			case !jd.Allow:
 				// Authgear would go on to the cookies: so do we.
 			case cfg.JWT.Deny.Blocks(jd):
 				count.jwtRevoked.Inc()
-				noValidCredential(true)
+				noValidCredential(w, r, route, true)
 				return
 			case cfg.JWT.Mode == JWTLocal:
 				d = jd

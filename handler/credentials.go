@@ -83,16 +83,21 @@ func validToken(t string) bool {
 		return false
 	}
 	for i := 0; i < len(t); i++ {
-		c := t[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/', c == '=':
-		default:
+		if !tokenByte[t[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenByte is the b64token alphabet, as a table: tokens are long and checked
+// on every request.
+var tokenByte = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") {
+		t[c] = true
+	}
+	return t
+}()
 
 // cookieValue checks a cookie value as net/http does (which is what Authgear
 // runs): an invalid one is ignored, as if it were not sent.

@@ -675,17 +675,23 @@ func LooksLikeJWT(token string) bool {
 	for i := 0; i < len(token); i++ {
 		c := token[i]
 		switch {
-		case c == '.':
-			if segLen == 0 {
-				return false
-			}
+		case base64URLByte[c]:
+			segLen++
+		case c == '.' && segLen > 0:
 			dots++
 			segLen = 0
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-			segLen++
 		default:
 			return false
 		}
 	}
 	return dots == 2
 }
+
+// base64URLByte is the alphabet of a JWS segment; a table, since tokens are
+// long and checked on every request.
+var base64URLByte = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
