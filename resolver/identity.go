@@ -116,6 +116,36 @@ func (d *Decision) Header() http.Header {
 	return h
 }
 
+// validIdentity reports whether id can be echoed as headers and read back the
+// same: a user id, role keys and AMR values of visible ASCII without spaces
+// or commas (roles are joined with "," and AMR values with " "), so nothing
+// from upstream can split, fold or smuggle a header.
+func validIdentity(id Identity) bool {
+	if !validAtom(id.UserID) {
+		return false
+	}
+	for _, list := range [][]string{id.Roles, id.AMR} {
+		for _, v := range list {
+			if !validAtom(v) {
+				return false
+			}
+		}
+	}
+	return len(id.Roles) <= 256 && len(id.AMR) <= 64
+}
+
+func validAtom(v string) bool {
+	if v == "" || len(v) > maxIdentityHeaderValueSz {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c > '~' || c == ',' {
+			return false
+		}
+	}
+	return true
+}
+
 // validHeaderValue reports whether v may be echoed into a response header:
 // printable ASCII and spaces only, so nothing from upstream can split or
 // smuggle a header.

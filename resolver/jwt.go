@@ -561,10 +561,8 @@ func claimsOf(tok jwt.Token) (*JWTClaims, error) {
 	if id.AuthenticatedAt, err = unixClaim(tok, claimAuthTime); err != nil {
 		return nil, err
 	}
-	for _, s := range []string{id.UserID, strings.Join(id.Roles, ","), strings.Join(id.AMR, " ")} {
-		if !validHeaderValue(s) {
-			return nil, invalid("claim with forbidden bytes")
-		}
+	if !validIdentity(id) {
+		return nil, invalid("claim with forbidden bytes")
 	}
 	exp, _ := tok.Expiration()
 	jti, _ := tok.JwtID()
