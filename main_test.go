@@ -425,3 +425,29 @@ func waitLocalJWT(t *testing.T, ag *resolvertest.Server, base, tok string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestOversizedHeaders: a request with 64 KiB of headers is answered (by the
+// server's limit or on its merits), one far over the limit gets 431; neither
+// is a 5xx, and the service goes on.
+func TestOversizedHeaders(t *testing.T) {
+	ag := resolvertest.NewServer("project.example")
+	defer ag.Close()
+	ag.AddUser(resolver.Identity{UserID: "u1"})
+	ag.AddSession(resolvertest.Session, "s1", "u1")
+	base := startService(t, map[string]string{"AUTHGEAR_ENDPOINT": "https://project.example", "AUTHGEAR_RESOLVER_URL": ag.ResolverURL().String()})
+	for _, size := range []int{64 << 10, 256 << 10} {
+		req, _ := http.NewRequest("GET", base+"/auth", nil)
+		req.Header.Set("Cookie", "junk="+strings.Repeat("j", size)+"; session=s1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 || (size > 128<<10 && resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge) {
+			t.Fatalf("%d bytes of headers: status %d", size, resp.StatusCode)
+		}
+	}
+	if c := authStatus(t, base, "nope"); c != 401 {
+		t.Fatalf("after oversized requests: status %d", c)
+	}
+}

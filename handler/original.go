@@ -54,7 +54,7 @@ func readOriginal(h http.Header) original {
 	}
 	if m := h.Get("X-Original-Method"); nginx {
 		o := original{method: m, nginx: true}
-		if u, err := url.Parse(h.Get("X-Original-Url")); err == nil && u.IsAbs() {
+		if u, err := url.Parse(h.Get("X-Original-Url")); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
 			o.url = u
 		} else if uri := h.Get("X-Original-Uri"); uri != "" {
 			o.url = absolute(h.Get("X-Forwarded-Proto"), firstNonEmpty(h.Get("X-Forwarded-Host"), h.Get("Host")), uri)
