@@ -349,43 +349,8 @@ func TestPurgeReachesEveryReplicasMemory(t *testing.T) {
 	for _, byUser := range []bool{true, false} {
 		name := map[bool]string{true: "by user", false: "by credential"}[byUser]
 		t.Run(name, func(t *testing.T) {
-			tier, _, _ := newRedisTier(t)
-			a := newTestCache(t, tier, time.Hour)
-			b := newTestCache(t, tier, time.Hour)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			for _, c := range []*testCache{a, b} {
-				go Listen(ctx, tier, nil, c.Cache)
-			}
-			// Wait until both listen: a purge announced before would be lost
-			// (and is covered by clearing on subscribe).
-			eventually(t, "both replicas subscribed", func() bool {
-				n, _ := tier.client.PubSubNumSub(ctx, tier.channel()).Result()
-				return n[tier.channel()] == 2
-			})
-			a.mustDecide(t, "tok")
-			b.mustDecide(t, "tok") // b's memory now holds it (from Redis)
-			k := b.Key(resolver.Credentials{Bearer: "tok"})
-			if _, ok, _ := b.local.Get(ctx, k); !ok {
-				t.Fatal("setup: b did not keep the decision in memory")
-			}
-			var err error
-			if byUser {
-				err = a.PurgeUser(ctx, "user-tok")
-			} else {
-				err = a.PurgeCredentials(ctx, resolver.Credentials{Bearer: "tok"})
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "b dropped the purged decision from memory", func() bool {
-				_, ok, _ := b.local.Get(ctx, k)
-				return !ok
-			})
-			b.mustDecide(t, "tok")
-			if n := b.stub.calls.Load(); n != 1 {
-				t.Fatalf("b's resolver calls = %d, want 1: it did not ask Authgear again after the purge", n)
-			}
+			tier, client, _ := newRedisTier(t)
+			purgeReachesEveryReplica(t, tier, client, byUser)
 		})
 	}
 }

@@ -21,10 +21,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authgear/authgear-forwardauth/bench/internal/proc"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
 )
@@ -87,7 +86,7 @@ func run(mode, service, redisURL string, clients int, duration, delay time.Durat
 	if redisURL != "" {
 		env = append(env, "REDIS_URL="+redisURL, "REDIS_KEY_PREFIX=loadrun:", "CACHE_KEY_SECRET=loadrun-cache-key-secret-0123456789abcdef")
 	}
-	base, stop, err := startService(service, env)
+	base, stop, err := proc.StartService(service, env)
 	if err != nil {
 		return err
 	}
@@ -179,7 +178,9 @@ func run(mode, service, redisURL string, clients int, duration, delay time.Durat
 	report("after")
 
 	slices.Sort(latencies)
-	pct := func(p float64) time.Duration { return latencies[int(float64(len(latencies)-1)*p)].Round(time.Millisecond) }
+	pct := func(p float64) time.Duration {
+		return latencies[int(float64(len(latencies)-1)*p)].Round(time.Millisecond)
+	}
 	var parts []string
 	statuses.Range(func(k, v any) bool {
 		parts = append(parts, fmt.Sprintf("%d: %d", k, v.(*atomic.Int64).Load()))
@@ -209,32 +210,4 @@ func sample(c *http.Client, base string) (goroutines, rss float64) {
 		}
 	}
 	return goroutines, rss
-}
-
-func startService(bin string, env []string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(append(os.Environ(), env...), "LISTEN_ADDR="+addr)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() { cmd.Process.Kill(); cmd.Wait() }
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return "http://" + addr, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("service on %s never became ready", addr)
-		}
-	}
 }

@@ -13,16 +13,15 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/authgear/authgear-forwardauth/bench/internal/proc"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
 )
@@ -57,12 +56,22 @@ func run(service, redisURL string, rounds, workers int) error {
 	}
 	var replicas []string
 	for range 2 {
-		addr, stop, err := startReplica(service, ag.ResolverURL().String(), redisURL)
+		base, stop, err := proc.StartService(service, []string{
+			"AUTHGEAR_ENDPOINT=https://project.example",
+			"AUTHGEAR_RESOLVER_URL=" + ag.ResolverURL().String(),
+			"REDIS_URL=" + redisURL,
+			"REDIS_KEY_PREFIX=revocationlag:",
+			"CACHE_KEY_SECRET=bench-cache-key-secret-0123456789abcdef",
+			"CACHE_TTL=1h",
+			"LOCAL_CACHE_TTL=1h",
+			"AUTHGEAR_WEBHOOK_SECRET=" + secret,
+			"LOG_LEVEL=warn",
+		})
 		if err != nil {
 			return err
 		}
 		defer stop()
-		replicas = append(replicas, "http://"+addr)
+		replicas = append(replicas, base)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers * 2}, Timeout: 5 * time.Second}
 
@@ -153,42 +162,4 @@ func sendWebhook(c *http.Client, base, body string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("webhook: status %d", resp.StatusCode)
 	}
 	return time.Now(), nil
-}
-
-func startReplica(bin, resolverURL, redisURL string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"AUTHGEAR_ENDPOINT=https://project.example",
-		"AUTHGEAR_RESOLVER_URL="+resolverURL,
-		"LISTEN_ADDR="+addr,
-		"REDIS_URL="+redisURL,
-		"REDIS_KEY_PREFIX=revocationlag:",
-		"CACHE_KEY_SECRET=bench-cache-key-secret-0123456789abcdef",
-		"CACHE_TTL=1h",
-		"LOCAL_CACHE_TTL=1h",
-		"AUTHGEAR_WEBHOOK_SECRET="+secret,
-		"LOG_LEVEL=warn",
-	)
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() { cmd.Process.Kill(); cmd.Wait() }
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return addr, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("replica on %s never became ready", addr)
-		}
-	}
 }
