@@ -33,7 +33,7 @@ type config struct {
 
 	CacheTTL         time.Duration `envconfig:"CACHE_TTL" default:"60s" desc:"how long an allow is cached"`
 	CacheNegativeTTL time.Duration `envconfig:"CACHE_NEGATIVE_TTL" default:"5s" desc:"how long a deny is cached"`
-	LocalCacheTTL    time.Duration `envconfig:"LOCAL_CACHE_TTL" default:"5s" desc:"with REDIS_URL, how long a replica keeps a decision in memory (bounds the lag of a missed purge)"`
+	LocalCacheTTL    time.Duration `envconfig:"LOCAL_CACHE_TTL" default:"5s" desc:"with REDIS_URL, how long a replica keeps a decision in memory (bounds the lag of a missed purge); 0: not at all"`
 	LocalCacheSize   int           `envconfig:"LOCAL_CACHE_SIZE" default:"100000" desc:"most decisions kept in memory"`
 	ResolverTimeout  time.Duration `envconfig:"RESOLVER_TIMEOUT" default:"2s" desc:"timeout of a call to Authgear's resolver"`
 
@@ -147,7 +147,7 @@ func (c *config) validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"CACHE_TTL", c.CacheTTL}, {"CACHE_NEGATIVE_TTL", c.CacheNegativeTTL}, {"LOCAL_CACHE_TTL", c.LocalCacheTTL},
+		{"CACHE_TTL", c.CacheTTL}, {"CACHE_NEGATIVE_TTL", c.CacheNegativeTTL},
 		{"RESOLVER_TIMEOUT", c.ResolverTimeout}, {"REDIS_TIMEOUT", c.RedisTimeout}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 		{"RESOLVER_BREAK_COOLDOWN", c.ResolverCooldown},
 	} {
@@ -167,6 +167,9 @@ func (c *config) validate() error {
 	}
 	if c.JWTMaxLifetime < 5*time.Minute {
 		return fmt.Errorf("JWT_MAX_LIFETIME=%s: must be at least the access token lifetime (Authgear's minimum is 5m)", c.JWTMaxLifetime)
+	}
+	if c.LocalCacheTTL < 0 || (c.LocalCacheTTL == 0 && c.RedisURL == "") {
+		return fmt.Errorf("LOCAL_CACHE_TTL=%s: must be positive (0, the in-process tier off, only with REDIS_URL)", c.LocalCacheTTL)
 	}
 	if c.StaleIfError < 0 {
 		return fmt.Errorf("STALE_IF_ERROR=%s: must not be negative", c.StaleIfError)

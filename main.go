@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			TombstoneTTL: 2*cfg.ResolverTimeout + time.Second,
 			MaxTTL:       cfg.CacheTTL + cfg.StaleIfError,
 		}, logger)
+		defer redisTier.Close()
 		shared = redisTier
 		localTTL = cfg.LocalCacheTTL
 	}

@@ -279,9 +279,9 @@ fi
 
 # --- b) Redis hit ------------------------------------------------------------
 if want b; then
-  echo "== b) Redis hit: one token, LOCAL_CACHE_TTL=1ns (in-process tier off)"
+  echo "== b) Redis hit: one token, LOCAL_CACHE_TTL=0 (in-process tier off)"
   redis-cli -p "$redis_port" flushall >/dev/null
-  service svc-b REDIS_URL="$redis_url" CACHE_KEY_SECRET="$secret" LOCAL_CACHE_TTL=1ns
+  service svc-b REDIS_URL="$redis_url" CACHE_KEY_SECRET="$secret" LOCAL_CACHE_TTL=0
   check "$svc/auth" tok-0
   b_svc() {
     local c0 c1
@@ -295,9 +295,9 @@ if want b; then
 fi
 
 if want b2; then
-  echo "== b2) Redis hit: $TOKENS warm tokens at random, LOCAL_CACHE_TTL=1ns (in-process tier off)"
+  echo "== b2) Redis hit: $TOKENS warm tokens at random, LOCAL_CACHE_TTL=0 (in-process tier off)"
   redis-cli -p "$redis_port" flushall >/dev/null
-  service svc-b2 REDIS_URL="$redis_url" CACHE_KEY_SECRET="$secret" LOCAL_CACHE_TTL=1ns
+  service svc-b2 REDIS_URL="$redis_url" CACHE_KEY_SECRET="$secret" LOCAL_CACHE_TTL=0
   timeout -k 5 120 "$tmp/loadgen" -targets "$svc" -n "$TOKENS" -c 32 | sed 's/^/  warm-up: /'
   b2_svc() {
     local c0 c1

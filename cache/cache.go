@@ -133,26 +133,20 @@ func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Dec
 
 func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {
 	led := false
-	ch := c.group.DoChan(string(k[:]), func() (any, error) {
+	// Do, not DoChan: the leader works in its own goroutine instead of a new
+	// one. The work is shared by every waiter, so one caller leaving must not
+	// cancel it for the others, and FetchTimeout bounds everyone's wait.
+	v, err, _ := c.group.Do(string(k[:]), func() (any, error) {
 		led = true
-		// The work is shared by every waiter, so one caller leaving must not
-		// cancel it for the others.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
-		defer cancel()
-		return c.fetch(fctx, k, req, stale)
+		return c.fetch(context.WithoutCancel(ctx), k, req, stale)
 	})
-	select {
-	case res := <-ch:
-		if !led {
-			c.coalesced.Inc()
-		}
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*resolver.Decision), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if !led {
+		c.coalesced.Inc()
 	}
+	if err != nil {
+		return nil, err
+	}
+	return v.(*resolver.Decision), nil
 }
 
 func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {
@@ -175,6 +169,10 @@ func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request, stale *E
 			c.missShared.Inc()
 		}
 	}
+	// Redis bounds its own operations; the deadline (and its timer) is for
+	// the rest of a miss only.
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
+	defer cancel()
 	d, err := c.resolver.Resolve(ctx, req)
 	if err != nil {
 		if s := c.serveStale(ctx, stale, err); s != nil {

@@ -3,17 +3,14 @@ package cache
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/authgear/authgear-forwardauth/resolver"
 )
 
 // ErrSkipped is returned while the Redis tier rests after a failure: a dead
@@ -44,29 +41,117 @@ type Redis struct {
 	// listening is 0 without a subscriber, 1 while one is (re)subscribing,
 	// 2 once it listens: a replica that may miss purges is not ready.
 	listening atomic.Int32
+
+	gets   chan getRequest
+	dones  sync.Pool // of chan getResult
+	closed chan struct{}
+	once   sync.Once
 }
+
+// getRequest is one GET waiting for a pipeline.
+type getRequest struct {
+	key  string
+	done chan getResult
+}
+
+type getResult struct {
+	raw string
+	err error
+}
+
+// Concurrent GETs share round trips: a few workers each send whatever GETs
+// are waiting as one pipeline. Alone, a GET goes at once; under load the
+// pipelines fill, and the system calls of a round trip, most of what a Redis
+// hit costs on both sides, are paid once per pipeline.
+const (
+	getWorkers  = 4
+	maxPipeline = 128
+)
 
 // NewRedis returns the Redis tier over client.
+// Close stops its workers; it does not close client.
 func NewRedis(client redis.UniversalClient, cfg RedisConfig, logger *slog.Logger) *Redis {
-	return &Redis{client: client, cfg: cfg, logger: logger}
+	r := &Redis{client: client, cfg: cfg, logger: logger, gets: make(chan getRequest, maxPipeline), closed: make(chan struct{})}
+	for range getWorkers {
+		go r.pipelineGets()
+	}
+	return r
 }
 
-// wireEntry is how a decision is stored: the decision itself, never the raw
-// resolver headers.
-type wireEntry struct {
-	Allow     bool     `json:"a"`
-	UserID    string   `json:"u,omitempty"`
-	Anonymous bool     `json:"an,omitempty"`
-	Verified  bool     `json:"v,omitempty"`
-	CanReauth bool     `json:"r,omitempty"`
-	Roles     []string `json:"ro,omitempty"`
-	AMR       []string `json:"am,omitempty"`
-	AuthAt    int64    `json:"at,omitempty"`
-	Expires   int64    `json:"x"`           // of the entry, unix milliseconds
-	Stale     int64    `json:"s,omitempty"` // StaleUntil, unix milliseconds
+// Close stops the tier's workers.
+func (r *Redis) Close() { r.once.Do(func() { close(r.closed) }) }
+
+func (r *Redis) pipelineGets() {
+	batch := make([]getRequest, 0, maxPipeline)
+	cmds := make([]*redis.StringCmd, 0, maxPipeline)
+	for {
+		select {
+		case <-r.closed:
+			return
+		case g := <-r.gets:
+			batch = append(batch[:0], g)
+		}
+	drain:
+		for len(batch) < maxPipeline {
+			select {
+			case g := <-r.gets:
+				batch = append(batch, g)
+			default:
+				break drain
+			}
+		}
+		cmds = cmds[:0]
+		err := r.call(context.Background(), func(ctx context.Context) error {
+			_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, g := range batch {
+					cmds = append(cmds, p.Get(ctx, g.key))
+				}
+				return nil
+			})
+			return err // redis.Nil (a miss) is not a failure for call
+		})
+		for i, g := range batch {
+			switch {
+			case i < len(cmds) && !errors.Is(err, ErrSkipped):
+				raw, err := cmds[i].Result()
+				g.done <- getResult{raw, err}
+			default:
+				g.done <- getResult{"", err}
+			}
+		}
+	}
 }
 
-func (r *Redis) decisionKey(k Key) string { return r.cfg.Prefix + "d:" + k.String() }
+// get is one GET through the pipelines; redis.Nil for a missing key.
+func (r *Redis) get(ctx context.Context, key string) (string, error) {
+	if until := r.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return "", ErrSkipped
+	}
+	done, _ := r.dones.Get().(chan getResult)
+	if done == nil {
+		done = make(chan getResult, 1)
+	}
+	select {
+	case r.gets <- getRequest{key: key, done: done}:
+	case <-r.closed:
+		return "", ErrSkipped
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	select {
+	case res := <-done:
+		r.dones.Put(done) // empty again: safe to reuse
+		return res.raw, res.err
+	case <-ctx.Done():
+		return "", ctx.Err() // the worker will still answer: done is not reused
+	}
+}
+
+func (r *Redis) decisionKey(k Key) string {
+	b := make([]byte, 0, len(r.cfg.Prefix)+2+2*len(k))
+	b = append(append(b, r.cfg.Prefix...), "d:"...)
+	return string(hex.AppendEncode(b, k[:]))
+}
 
 // The user's part is hex, so that any user id (empty, or with braces of its
 // own) gives one well-formed hash tag.
@@ -103,37 +188,20 @@ func (r *Redis) call(ctx context.Context, op func(context.Context) error) error 
 
 // Get returns the entry of k.
 func (r *Redis) Get(ctx context.Context, k Key) (Entry, bool, error) {
-	var raw []byte
-	err := r.call(ctx, func(ctx context.Context) error {
-		var err error
-		raw, err = r.client.Get(ctx, r.decisionKey(k)).Bytes()
-		return err
-	})
+	raw, err := r.get(ctx, r.decisionKey(k))
 	if errors.Is(err, redis.Nil) {
 		return Entry{}, false, nil
 	}
 	if err != nil {
 		return Entry{}, false, err
 	}
-	var w wireEntry
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return Entry{}, false, fmt.Errorf("decoding cached decision: %w", err)
-	}
-	e := Entry{Expires: time.UnixMilli(w.Expires)}
-	if w.Stale != 0 {
-		e.StaleUntil = time.UnixMilli(w.Stale)
+	e, err := decodeEntry(raw)
+	if err != nil {
+		return Entry{}, false, err
 	}
 	if time.Until(e.keepUntil()) <= 0 {
 		return Entry{}, false, nil
 	}
-	if !w.Allow {
-		e.Decision = resolver.Deny()
-		return e, true, nil
-	}
-	e.Decision = resolver.Allow(resolver.Identity{
-		UserID: w.UserID, Anonymous: w.Anonymous, Verified: w.Verified, CanReauthenticate: w.CanReauth,
-		Roles: w.Roles, AMR: w.AMR, AuthenticatedAt: w.AuthAt,
-	}, e.Expires)
 	return e, true, nil
 }
 
@@ -145,19 +213,7 @@ func (r *Redis) Set(ctx context.Context, k Key, e Entry) error {
 		return nil
 	}
 	d := e.Decision
-	w := wireEntry{Allow: d.Allow, Expires: e.Expires.UnixMilli()}
-	if !e.StaleUntil.IsZero() {
-		w.Stale = e.StaleUntil.UnixMilli()
-	}
-	if d.Allow {
-		id := d.Identity
-		w.UserID, w.Anonymous, w.Verified, w.CanReauth = id.UserID, id.Anonymous, id.Verified, id.CanReauthenticate
-		w.Roles, w.AMR, w.AuthAt = id.Roles, id.AMR, id.AuthenticatedAt
-	}
-	raw, err := json.Marshal(w)
-	if err != nil {
-		return err
-	}
+	raw := encodeEntry(e)
 	dk := r.decisionKey(k)
 	return r.call(ctx, func(ctx context.Context) error {
 		if err := r.client.Set(ctx, dk, raw, ttl).Err(); err != nil {

@@ -51,9 +51,11 @@ func newRedisTier(t *testing.T) (*Redis, *redis.Client, string) {
 	client := redis.NewClient(opts)
 	t.Cleanup(func() { client.Close() })
 	prefix := "test" + strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatInt(testPrefixes.Add(1), 10) + ":"
-	return NewRedis(client, RedisConfig{
+	tier := NewRedis(client, RedisConfig{
 		Prefix: prefix, Timeout: time.Second, RetryAfter: 0, TombstoneTTL: 5 * time.Second, MaxTTL: time.Minute,
-	}, discard), client, prefix
+	}, discard)
+	t.Cleanup(tier.Close)
+	return tier, client, prefix
 }
 
 func allowFor(user string, roles ...string) *resolver.Decision {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,26 +85,67 @@ func BenchmarkAuthHitInProcess(b *testing.B) {
 	benchServe(b, s.handler, benchRequest())
 }
 
-// BenchmarkAuthHitRedis turns the in-process tier off (a TTL of 1ns), so that
-// every request is a Redis hit.
-func BenchmarkAuthHitRedis(b *testing.B) {
+// redisStack is the service with the in-process tier off (LOCAL_CACHE_TTL 0), so
+// that every request is a Redis hit once warm.
+func redisStack(b *testing.B, tokens int) (http.Handler, *resolvertest.Server) {
 	srv := redistest.Start(b)
 	ag := resolvertest.NewServer(publicHost)
 	b.Cleanup(ag.Close)
 	ag.AddUser(alice)
-	ag.AddSession(resolvertest.Bearer, "alice-token", alice.UserID)
+	for i := range tokens {
+		ag.AddSession(resolvertest.Bearer, "tok-"+strconv.Itoa(i), alice.UserID)
+	}
 	reg := prometheus.NewRegistry()
 	client := resolver.NewClient(resolver.ClientConfig{Endpoint: ag.Endpoint(), ResolverURL: ag.ResolverURL(), Timeout: 2 * time.Second},
 		resolver.NewHTTPClient(2*time.Second), discard, reg)
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})
 	b.Cleanup(func() { rc.Close() })
 	tier := cache.NewRedis(rc, cache.RedisConfig{Prefix: "bench:", Timeout: time.Second, RetryAfter: time.Second, TombstoneTTL: 5 * time.Second, MaxTTL: time.Minute}, discard)
+	b.Cleanup(tier.Close)
 	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: 3 * time.Second},
-		cache.NewKeyer([]byte("secret")), cache.NewLocal(1000, time.Nanosecond, nil), tier, client, discard, reg)
-	h := New(Config{}, Deps{Decider: c, Logger: discard, Registry: reg})
-	benchServe(b, h, benchRequest())
+		cache.NewKeyer([]byte("secret")), cache.NewLocal(1000, 0, nil), tier, client, discard, reg)
+	return New(Config{}, Deps{Decider: c, Logger: discard, Registry: reg}), ag
+}
+
+func BenchmarkAuthHitRedis(b *testing.B) {
+	h, ag := redisStack(b, 1)
+	r := benchRequest()
+	r.Header.Set("Authorization", "Bearer tok-0")
+	benchServe(b, h, r)
 	if n := ag.Calls(); n != 1 {
 		b.Fatalf("resolver calls = %d, want 1: not every request was a Redis hit", n)
+	}
+}
+
+// BenchmarkAuthHitRedisManyTokens: 64 clients at once over 1,000 warm
+// tokens, each request a Redis hit of its own (little to coalesce).
+func BenchmarkAuthHitRedisManyTokens(b *testing.B) {
+	const tokens = 1000
+	h, ag := redisStack(b, tokens)
+	reqs := make([]*http.Request, tokens)
+	for i := range reqs {
+		reqs[i] = benchRequest()
+		reqs[i].Header.Set("Authorization", "Bearer tok-"+strconv.Itoa(i))
+		w := &benchWriter{h: http.Header{}}
+		h.ServeHTTP(w, reqs[i])
+	}
+	var next atomic.Int64
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &benchWriter{h: http.Header{}}
+		for pb.Next() {
+			w.reset()
+			h.ServeHTTP(w, reqs[next.Add(1)%tokens])
+			if w.code != 200 {
+				b.Fatalf("status %d", w.code)
+			}
+		}
+	})
+	b.StopTimer()
+	if n := ag.Calls(); n != tokens {
+		b.Fatalf("resolver calls = %d, want %d", n, tokens)
 	}
 }
 

@@ -76,9 +76,11 @@ func Deny() *Decision { return &Decision{} }
 // on its own). Its headers are rendered once here, not on every response.
 func Allow(id Identity, expires time.Time) *Decision {
 	d := &Decision{Allow: true, Identity: id, Expires: expires}
+	values := make([]string, identityHeaderCount) // one allocation for the eight values
 	n := 0
 	set := func(k, v string) {
-		d.header[n] = headerField{k, []string{v}}
+		values[n] = v
+		d.header[n] = headerField{k, values[n : n+1 : n+1]}
 		n++
 	}
 	set(HeaderSessionValid, "true")
