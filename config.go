@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/authgear/authgear-forwardauth/handler"
 )
 
 // config is read from the environment. The envconfig tags are the single
@@ -64,7 +66,7 @@ type config struct {
 	keySecret   []byte
 	logLevel    slog.Level
 	proxies     []netip.Prefix
-	jwtMode     int // handler.JWTMode
+	jwtMode     handler.JWTMode
 	loginURL    *url.URL
 	returnHosts []string
 }
@@ -157,11 +159,11 @@ func (c *config) validate() error {
 	}
 	switch c.JWTVerify {
 	case "off", "false", "":
-		c.jwtMode = 0
+		c.jwtMode = handler.JWTOff
 	case "true", "on":
-		c.jwtMode = 1
+		c.jwtMode = handler.JWTLocal
 	case "hybrid":
-		c.jwtMode = 2
+		c.jwtMode = handler.JWTHybrid
 	default:
 		return fmt.Errorf("JWT_VERIFY=%q: must be off, true or hybrid", c.JWTVerify)
 	}

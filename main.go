@@ -87,25 +87,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		shared = redisTier
 		localTTL = cfg.LocalCacheTTL
 	}
-	// A miss (queueing for a slot, Redis and the call) answers within about
-	// RESOLVER_TIMEOUT, however slow Authgear is.
 	keyer := cache.NewKeyer(cfg.keySecret)
 	c := cache.New(cache.Config{
-		TTL:          cfg.CacheTTL,
-		NegativeTTL:  cfg.CacheNegativeTTL,
-		FetchTimeout: cfg.ResolverTimeout + 2*cfg.RedisTimeout + 100*time.Millisecond,
+		TTL:         cfg.CacheTTL,
+		NegativeTTL: cfg.CacheNegativeTTL,
+		// A miss (queueing for a slot and the call) answers within about
+		// RESOLVER_TIMEOUT, however slow Authgear is.
+		FetchTimeout: cfg.ResolverTimeout + 100*time.Millisecond,
 		StaleIfError: cfg.StaleIfError,
 	}, keyer, cache.NewLocal(cfg.LocalCacheSize, localTTL, nil), shared, guarded, logger,
 		prometheus.WrapRegistererWith(prometheus.Labels{"cache": "resolver"}, reg))
 
+	// Work in the background (purge subscription, JWKS refresh) goes on while
+	// requests drain after SIGTERM, and stops when run returns.
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+
 	// Local JWT verification: a second, in-process cache holds verified
 	// tokens; the deny list blocks those revoked since they were issued.
-	background, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
 	var jwtCfg handler.JWTConfig
 	revoker := cache.Revoker{Main: c}
 	caches := []*cache.Cache{c}
-	if cfg.jwtMode != int(handler.JWTOff) {
+	if cfg.jwtMode != handler.JWTOff {
 		discovery := cfg.endpoint.JoinPath("/.well-known/openid-configuration")
 		if cfg.resolverURL != nil {
 			// Authgear reached at an internal address: ask it there too.
@@ -123,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			keyer, cache.NewLocal(cfg.LocalCacheSize, cfg.CacheTTL, nil), nil, resolver.JWTResolver{V: verifier}, logger,
 			prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
 		deny := cache.NewDenyList(cfg.JWTMaxLifetime, redisTier, nil, logger)
-		jwtCfg = handler.JWTConfig{Mode: handler.JWTMode(cfg.jwtMode), Verified: jwtCache, Deny: deny}
+		jwtCfg = handler.JWTConfig{Mode: cfg.jwtMode, Verified: jwtCache, Deny: deny}
 		revoker = cache.Revoker{Main: c, JWT: jwtCache, Deny: deny}
 		caches = append(caches, jwtCache)
 	}
