@@ -8,11 +8,9 @@ package main
 
 import (
 	"flag"
-	"fmt"
+	"github.com/authgear/authgear-forwardauth/bench/internal/proc"
 	"log"
-	"net"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -21,20 +19,10 @@ func main() {
 	urlFile := flag.String("url-file", "", "if set, write the URL served on to this file once listening")
 	flag.Parse()
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, _, err := proc.Listen(*listen, *urlFile)
 	if err != nil {
 		log.Fatal(err)
 	}
-	url := "http://" + ln.Addr().String()
-	if *urlFile != "" {
-		if err := os.WriteFile(*urlFile+".tmp", []byte(url+"\n"), 0o644); err != nil {
-			log.Fatal(err)
-		}
-		if err := os.Rename(*urlFile+".tmp", *urlFile); err != nil {
-			log.Fatal(err)
-		}
-	}
-	fmt.Println(url)
 	// The same server settings as the service's (main.go), so that only the
 	// handler differs.
 	srv := &http.Server{

@@ -10,8 +10,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/authgear/authgear-forwardauth/bench/internal/proc"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -94,20 +94,10 @@ func main() {
 	})
 	mux.Handle("/", inner)
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, url, err := proc.Listen(*listen, *urlFile)
 	if err != nil {
 		log.Fatal(err)
 	}
-	url := "http://" + ln.Addr().String()
-	if *urlFile != "" {
-		if err := os.WriteFile(*urlFile+".tmp", []byte(url+"\n"), 0o644); err != nil {
-			log.Fatal(err)
-		}
-		if err := os.Rename(*urlFile+".tmp", *urlFile); err != nil {
-			log.Fatal(err)
-		}
-	}
-	fmt.Println(url)
 	fmt.Fprintf(os.Stderr, "fakeauthgear: %s, host %s, %d users, %d tokens (%s0..), accept-prefix %q, delay %s\n",
 		url, *host, *users, *tokens, *prefix, *acceptPrefix, *delay)
 

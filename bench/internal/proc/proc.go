@@ -39,3 +39,24 @@ func StartService(bin string, env []string) (string, func(), error) {
 		}
 	}
 }
+
+// Listen listens on addr and announces the URL served on: on stdout and, when
+// urlFile is set, in that file (written whole, so a script polling for it
+// never reads half of it).
+func Listen(addr, urlFile string) (net.Listener, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	url := "http://" + ln.Addr().String()
+	if urlFile != "" {
+		if err := os.WriteFile(urlFile+".tmp", []byte(url+"\n"), 0o644); err != nil {
+			return nil, "", err
+		}
+		if err := os.Rename(urlFile+".tmp", urlFile); err != nil {
+			return nil, "", err
+		}
+	}
+	fmt.Println(url)
+	return ln, url, nil
+}
