@@ -39,23 +39,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start() {
-  local name=$1; shift
-  "$@" >"$tmp/$name.log" 2>&1 &
-  last_pid=$!
-  pids+=("$last_pid")
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh # (the scripts run from the repository root)
 die() {
   echo "$1" >&2
   [ -z "${2:-}" ] || { echo "--- $2:" >&2; tail -20 "$tmp/$2.log" >&2 || true; }

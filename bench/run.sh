@@ -50,25 +50,8 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 command -v go >/dev/null || { echo "go is required" >&2; exit 1; }
 
 # --- processes -------------------------------------------------------------
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME CMD...: runs CMD in the background, output in $tmp/NAME.log;
-# its pid is in $last_pid.
-start() {
-  local name=$1; shift
-  "$@" >"$tmp/$name.log" 2>&1 &
-  last_pid=$!
-  pids+=("$last_pid")
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh # (the scripts run from the repository root)
 
 # stop PID: stops one process started by start, and forgets it (once reaped,
 # its pid may belong to someone else).
