@@ -123,42 +123,35 @@ func TestRedisHitMakesNoResolverCall(t *testing.T) {
 }
 
 func TestConcurrentMissesMakeOneResolverCall(t *testing.T) {
-	for _, withRedis := range []bool{false, true} {
-		name := map[bool]string{false: "in-process", true: "redis"}[withRedis]
-		t.Run(name, func(t *testing.T) {
-			var shared Tier
-			if withRedis {
-				shared, _, _ = newRedisTier(t)
-			}
-			tc := newTestCache(t, shared, testTTL)
-			entered, release := tc.stub.hold()
-			var wg sync.WaitGroup
-			errs := make(chan error, 200)
-			for range 200 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					d, err := tc.Decide(context.Background(), bearer("new-token"))
-					if err == nil && !d.Allow {
-						err = errors.New("denied")
-					}
-					errs <- err
-				}()
-			}
-			<-entered
-			release()
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatal(err)
+	eachTier(t, func(t *testing.T, shared Tier) {
+		tc := newTestCache(t, shared, testTTL)
+		entered, release := tc.stub.hold()
+		var wg sync.WaitGroup
+		errs := make(chan error, 200)
+		for range 200 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, err := tc.Decide(context.Background(), bearer("new-token"))
+				if err == nil && !d.Allow {
+					err = errors.New("denied")
 				}
+				errs <- err
+			}()
+		}
+		<-entered
+		release()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
 			}
-			if n := tc.stub.calls.Load(); n != 1 {
-				t.Fatalf("200 concurrent requests made %d resolver calls, want 1", n)
-			}
-		})
-	}
+		}
+		if n := tc.stub.calls.Load(); n != 1 {
+			t.Fatalf("200 concurrent requests made %d resolver calls, want 1", n)
+		}
+	})
 }
 
 func TestDenyIsCachedForNegativeTTLOnly(t *testing.T) {
@@ -255,35 +248,28 @@ func TestRedisStoppedMidTestStillAnswers(t *testing.T) {
 }
 
 func TestPurgeDuringMissIsNotUndone(t *testing.T) {
-	for _, withRedis := range []bool{false, true} {
-		name := map[bool]string{false: "in-process", true: "redis"}[withRedis]
-		t.Run(name, func(t *testing.T) {
-			var shared Tier
-			if withRedis {
-				shared, _, _ = newRedisTier(t)
-			}
-			tc := newTestCache(t, shared, testTTL)
-			entered, release := tc.stub.hold()
-			done := make(chan *resolver.Decision)
-			go func() {
-				d, _ := tc.Decide(context.Background(), bearer("a"))
-				done <- d
-			}()
-			<-entered // the old answer is on its way
-			if err := tc.PurgeUser(context.Background(), "user-a"); err != nil {
-				t.Fatal(err)
-			}
-			release()
-			<-done
-			tc.stub.mu.Lock()
-			tc.stub.gate, tc.stub.entered = nil, nil
-			tc.stub.mu.Unlock()
-			tc.mustDecide(t, "a")
-			if n := tc.stub.calls.Load(); n != 2 {
-				t.Fatalf("resolver calls = %d, want 2: the answer fetched before the purge was cached after it", n)
-			}
-		})
-	}
+	eachTier(t, func(t *testing.T, shared Tier) {
+		tc := newTestCache(t, shared, testTTL)
+		entered, release := tc.stub.hold()
+		done := make(chan *resolver.Decision)
+		go func() {
+			d, _ := tc.Decide(context.Background(), bearer("a"))
+			done <- d
+		}()
+		<-entered // the old answer is on its way
+		if err := tc.PurgeUser(context.Background(), "user-a"); err != nil {
+			t.Fatal(err)
+		}
+		release()
+		<-done
+		tc.stub.mu.Lock()
+		tc.stub.gate, tc.stub.entered = nil, nil
+		tc.stub.mu.Unlock()
+		tc.mustDecide(t, "a")
+		if n := tc.stub.calls.Load(); n != 2 {
+			t.Fatalf("resolver calls = %d, want 2: the answer fetched before the purge was cached after it", n)
+		}
+	})
 }
 
 func TestPurgeKeyAndUser(t *testing.T) {
@@ -434,4 +420,33 @@ func TestStaleIfError(t *testing.T) {
 			t.Fatalf("got %+v, want a stale allow from Redis", d)
 		}
 	})
+}
+
+// eachTier runs fn without a shared tier, then over a real Redis.
+func eachTier(t *testing.T, fn func(t *testing.T, shared Tier)) {
+	t.Run("in-process", func(t *testing.T) { fn(t, nil) })
+	t.Run("redis", func(t *testing.T) {
+		shared, _, _ := newRedisTier(t)
+		fn(t, shared)
+	})
+}
+
+// TestSubscribingClearsMemory: whenever a replica (re)subscribes it may have
+// missed purges, so it forgets what it holds in memory.
+func TestSubscribingClearsMemory(t *testing.T) {
+	tier, _, _ := newRedisTier(t)
+	tc := newTestCache(t, tier, time.Hour)
+	tc.mustDecide(t, "a")
+	k := tc.Key(resolver.Credentials{Bearer: "a"})
+	if _, ok, _ := tc.local.Get(context.Background(), k); !ok {
+		t.Fatal("setup: not in memory")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	StartListening(ctx, tier, nil, tc.Cache)
+	eventually(t, "memory cleared on subscribing", func() bool {
+		_, ok, _ := tc.local.Get(ctx, k)
+		return !ok
+	})
+	eventually(t, "ready once subscribed", func() bool { return tier.Ping(ctx) == nil })
 }

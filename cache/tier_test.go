@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -207,6 +208,12 @@ func TestRedisTier(t *testing.T) {
 
 func TestRedisTierPurgeBeatsWriteInFlight(t *testing.T) {
 	r, _, _ := newRedisTier(t)
+	purgeBeatsWriteInFlight(t, r)
+}
+
+// purgeBeatsWriteInFlight checks the tombstone on any Redis topology.
+func purgeBeatsWriteInFlight(t *testing.T, r *Redis) {
+	t.Helper()
 	ctx := context.Background()
 	// A miss started before the purge writes its answer after it: the
 	// tombstone takes it back.
@@ -242,5 +249,38 @@ func TestRedisTierDownIsAnErrorAndComesBack(t *testing.T) {
 	}
 	if _, ok, err := r.Get(ctx, key("k")); !ok || err != nil {
 		t.Fatalf("Redis came back but Get = %v, %v", ok, err)
+	}
+}
+
+func TestRedisTierRestsAfterAFailure(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	r := NewRedis(client, RedisConfig{Prefix: "t:", Timeout: 200 * time.Millisecond, RetryAfter: time.Hour, TombstoneTTL: time.Second, MaxTTL: time.Minute}, discard)
+	t.Cleanup(r.Close)
+	srv.Stop()
+	if _, _, err := r.Get(context.Background(), key("k")); err == nil || errors.Is(err, ErrSkipped) {
+		t.Fatalf("first Get on a stopped Redis: %v, want its own error", err)
+	}
+	srv.Restart()
+	// Within RetryAfter the tier is not asked at all, so a dead Redis does
+	// not add its timeout to every request.
+	if _, _, err := r.Get(context.Background(), key("k")); !errors.Is(err, ErrSkipped) {
+		t.Fatalf("Get while resting: %v, want ErrSkipped", err)
+	}
+}
+
+func TestRedisNotReadyUntilListening(t *testing.T) {
+	r, _, _ := newRedisTier(t)
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatalf("no subscriber expected: %v", err)
+	}
+	r.listening.Store(1) // a subscriber started but not subscribed yet
+	if err := r.Ping(context.Background()); err == nil {
+		t.Fatal("ready while not yet listening for purges")
+	}
+	r.listening.Store(2)
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatalf("listening: %v", err)
 	}
 }

@@ -3,8 +3,14 @@ package handler
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/authgear/authgear-forwardauth/resolver"
 )
 
 type pinger struct{ err error }
@@ -52,5 +58,30 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(body, "alice-token") {
 		t.Error("a credential appears in /metrics")
+	}
+}
+
+// staleDecider answers every request with a stale allow, as the cache does
+// under STALE_IF_ERROR while Authgear fails.
+type staleDecider struct{}
+
+func (staleDecider) Decide(context.Context, resolver.Request) (*resolver.Decision, error) {
+	d := *resolver.Allow(resolver.Identity{UserID: "u1"}, time.Time{})
+	d.Stale = true
+	return &d, nil
+}
+
+func TestStaleAllowIsMarked(t *testing.T) {
+	h := New(Config{}, Deps{Decider: staleDecider{}, Logger: discard, Registry: prometheus.NewRegistry()})
+	r := httptest.NewRequest("GET", "/auth", nil)
+	r.Header.Set("Authorization", "Bearer tok")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 200 || w.Header().Get("X-Forwardauth-Stale") != "true" || w.Header().Get("X-Authgear-User-Id") != "u1" {
+		t.Fatalf("got %d, stale %q, user %q; want 200, marked stale, u1", w.Code, w.Header().Get("X-Forwardauth-Stale"), w.Header().Get("X-Authgear-User-Id"))
+	}
+	s := newStack(t, stackOptions{})
+	if w := s.do("GET", "/auth", hdr("Authorization", "Bearer alice-token")); w.Header().Get("X-Forwardauth-Stale") != "" {
+		t.Fatal("a fresh allow marked stale")
 	}
 }
