@@ -29,6 +29,9 @@ type AuthConfig struct {
 	AllowPreflight bool
 	Login          LoginConfig
 	JWT            JWTConfig
+	// Assertion, when not nil, signs every allow's identity for the
+	// original host (X-Authgear-Jwt-Assertion).
+	Assertion Asserter
 }
 
 // JWTMode is how Bearer JWTs are checked.
@@ -101,6 +104,11 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 	names := newCookieNames(cfg.CookiePrefix)
 	count := newDecisionCounters(reg)
 	var known policies
+	assert := newAssert(cfg, logger)
+	noIdentity := setNoIdentity
+	if cfg.Assertion != nil {
+		noIdentity = setNoIdentityNorAssertion
+	}
 
 	// refuse answers a request without a valid credential: a sign-in
 	// redirect for a browser, else 401.
@@ -126,7 +134,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 	noValidCredential := func(w http.ResponseWriter, r *http.Request, route routePolicy, bearer bool) {
 		if route.optional() {
 			count.anonymous.Inc()
-			setNoIdentity(w.Header())
+			noIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 			return
 		}
@@ -152,7 +160,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		if cfg.AllowPreflight && r.Header.Get("Access-Control-Request-Method") != "" && trusted(r, cfg.TrustedProxies) &&
 			readOriginal(r.Header).method == http.MethodOptions {
 			count.preflight.Inc()
-			setNoIdentity(w.Header())
+			noIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 			return
 		}
@@ -209,7 +217,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			http.Error(w, "authentication service unavailable", http.StatusServiceUnavailable)
 		case !d.Allow && route.optional():
 			count.anonymous.Inc()
-			setNoIdentity(w.Header())
+			noIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 		case !d.Allow:
 			count.deny.Inc()
@@ -218,8 +226,17 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			count.forbidden.Inc()
 			w.WriteHeader(http.StatusForbidden)
 		default:
+			var assertion []string
+			if cfg.Assertion != nil {
+				if assertion = assert(w, r, d); assertion == nil {
+					return // answered 500
+				}
+			}
 			count.allow.Inc()
 			d.SetHeader(w.Header())
+			if assertion != nil {
+				w.Header()[HeaderJWTAssertion] = assertion
+			}
 			if d.Stale {
 				w.Header()[headerStale] = trueValue
 			}

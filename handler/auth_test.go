@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgear/authgear-forwardauth/assertion"
 	"github.com/authgear/authgear-forwardauth/cache"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
@@ -48,6 +49,7 @@ type stackOptions struct {
 	login        LoginConfig
 	jwt          JWTMode
 	setup        func(*resolvertest.Server) // before the service starts
+	assertion    *assertion.Issuer
 }
 
 // newStack is the service as main wires it, in front of a fake Authgear that
@@ -106,8 +108,13 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 		jwtCfg = JWTConfig{Mode: opts.jwt, Verified: jc, Deny: deny}
 		revoker = cache.Revoker{Main: c, JWT: jc, Deny: deny}
 	}
-	h := New(Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login, JWT: jwtCfg}},
-		Deps{Decider: c, Purger: revoker, Redis: opts.redis, Logger: discard, Registry: reg})
+	cfg := Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login, JWT: jwtCfg}}
+	var purger Purger = revoker
+	if opts.assertion != nil {
+		cfg.Auth.Assertion, cfg.JWKS = opts.assertion, opts.assertion.JWKS()
+		purger = assertion.DroppingPurger{Next: revoker, Tokens: opts.assertion}
+	}
+	h := New(cfg, Deps{Decider: c, Purger: purger, Redis: opts.redis, Logger: discard, Registry: reg})
 	return &stack{authgear: ag, handler: h, reg: reg, revoker: revoker}
 }
 

@@ -25,6 +25,9 @@ type Config struct {
 	WebhookSecret string
 	// AdminToken enables POST /purge (404 when empty).
 	AdminToken string
+	// JWKS, when not nil, serves GET /.well-known/jwks.json: the keys that
+	// verify X-Authgear-Jwt-Assertion.
+	JWKS http.Handler
 }
 
 // Deps are the handlers' collaborators.
@@ -48,6 +51,10 @@ func New(cfg Config, d Deps) http.Handler {
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d.Redis))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	if cfg.JWKS != nil {
+		r.Method(http.MethodGet, "/.well-known/jwks.json", cfg.JWKS)
+		r.Method(http.MethodHead, "/.well-known/jwks.json", cfg.JWKS)
+	}
 	purges := newPurgeCounter(d.Registry)
 	if cfg.WebhookSecret != "" {
 		r.Post("/webhooks/authgear", handleWebhook(cfg.WebhookSecret, d.Purger, purges, d.Logger, d.Registry).ServeHTTP)

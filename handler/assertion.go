@@ -1,0 +1,177 @@
+package handler
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/authgear/authgear-forwardauth/resolver"
+)
+
+// HeaderJWTAssertion carries a signed, short-lived JWT of the identity to
+// the upstream (ASSERTION_KEYS_FILE).
+const HeaderJWTAssertion = "X-Authgear-Jwt-Assertion"
+
+// Asserter signs the identity of an allow for one audience, the host of the
+// original request. It returns the header value (shared between responses,
+// never modified), or nil when there is nothing to assert.
+type Asserter interface {
+	Assertion(d *resolver.Decision, audience string) ([]string, error)
+}
+
+// maxHostLen bounds an audience: a DNS name and a port.
+const maxHostLen = 261
+
+// newAssert returns what an allow calls when assertions are on: the header
+// value to set (empty when the original host is unknown: no token bound to a
+// made-up audience), or nil after answering 500 because signing failed.
+func newAssert(cfg AuthConfig, logger *slog.Logger) func(w http.ResponseWriter, r *http.Request, d *resolver.Decision) []string {
+	return func(w http.ResponseWriter, r *http.Request, d *resolver.Decision) []string {
+		var aud string
+		if trusted(r, cfg.TrustedProxies) {
+			aud = originalHost(r.Header)
+		}
+		if aud == "" {
+			return emptyValue
+		}
+		v, err := cfg.Assertion.Assertion(d, aud)
+		if err != nil {
+			logger.LogAttrs(r.Context(), slog.LevelError, "could not sign the assertion", slog.String("error", err.Error()))
+			http.Error(w, "could not sign the identity assertion", http.StatusInternalServerError)
+			return nil
+		}
+		if v == nil {
+			return emptyValue
+		}
+		return v
+	}
+}
+
+// setNoIdentityNorAssertion is setNoIdentity with the assertion header
+// empty too, when assertions are on.
+func setNoIdentityNorAssertion(h http.Header) {
+	setNoIdentity(h)
+	h[HeaderJWTAssertion] = emptyValue
+}
+
+// originalHost is the host of the original request, lowercased, as
+// readOriginal reads it, without allocating (unless the host has capitals);
+// "" when unknown, ambiguous or not a plain host[:port]. It never returns a
+// host other than readOriginal's (a test holds it to that).
+func originalHost(h http.Header) string {
+	xOrigURL, xOrigURI := first(h["X-Original-Url"]), first(h["X-Original-Uri"])
+	nginx := first(h["X-Original-Method"]) != "" || xOrigURI != "" || xOrigURL != ""
+	xFwdURI := first(h["X-Forwarded-Uri"])
+	forwarded := xFwdURI != "" || first(h["X-Forwarded-Method"]) != ""
+	switch {
+	case nginx && forwarded:
+		return ""
+	case nginx:
+		if host, ok := urlHost(xOrigURL); ok {
+			return host
+		}
+		if strings.HasPrefix(xOrigURI, "/") {
+			return plainHost(firstNonEmpty(first(h["X-Forwarded-Host"]), first(h["Host"])))
+		}
+		return ""
+	case strings.HasPrefix(xFwdURI, "/"):
+		return plainHost(first(h["X-Forwarded-Host"]))
+	}
+	return ""
+}
+
+// urlHost is the host of an absolute http(s) URL; ok is false when s is not
+// one (readOriginal then falls back to X-Original-URI). An absolute URL that
+// is not plain printable ASCII with well-formed escapes, or whose host is not
+// a plain host[:port], gives "" (no assertion) rather than a guess.
+func urlHost(s string) (host string, ok bool) {
+	var rest string
+	switch {
+	case len(s) >= 8 && strings.EqualFold(s[:8], "https://"):
+		rest = s[8:]
+	case len(s) >= 7 && strings.EqualFold(s[:7], "http://"):
+		rest = s[7:]
+	default:
+		return "", false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if end == 0 {
+		return "", false
+	}
+	for i := end; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case c <= ' ' || c >= 0x7f:
+			return "", true
+		case c == '%' && (i+2 >= len(rest) || !isHex(rest[i+1]) || !isHex(rest[i+2])):
+			return "", true
+		}
+	}
+	return plainHost(rest[:end]), true
+}
+
+// plainHost returns host lowercased when it is a DNS name, an IPv4 address
+// or a bracketed IPv6 address, with an optional numeric port; "" otherwise.
+func plainHost(host string) string {
+	if host == "" || len(host) > maxHostLen {
+		return ""
+	}
+	name := host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		name = host[:i]
+		port := host[i+1:]
+		if port == "" || len(port) > 5 {
+			return ""
+		}
+		for j := 0; j < len(port); j++ {
+			if port[j] < '0' || port[j] > '9' {
+				return ""
+			}
+		}
+	}
+	if name == "" {
+		return ""
+	}
+	upper := false
+	if name[0] == '[' {
+		if len(name) < 3 || name[len(name)-1] != ']' {
+			return ""
+		}
+		for j := 1; j < len(name)-1; j++ {
+			if c := name[j]; !isHex(c) && c != ':' && c != '.' {
+				return ""
+			}
+		}
+		if _, err := netip.ParseAddr(name[1 : len(name)-1]); err != nil {
+			return ""
+		}
+	} else {
+		for j := 0; j < len(name); j++ {
+			switch c := name[j]; {
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
+			case c >= 'A' && c <= 'Z':
+				upper = true
+			default:
+				return ""
+			}
+		}
+	}
+	if upper || strings.ContainsAny(host, "ABCDEF") {
+		return strings.ToLower(host)
+	}
+	return host
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
