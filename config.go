@@ -16,6 +16,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/authgear/authgear-forwardauth/assertion"
 	"github.com/authgear/authgear-forwardauth/handler"
 )
 
@@ -47,6 +48,10 @@ type config struct {
 	JWTVerify         string        `envconfig:"JWT_VERIFY" default:"off" desc:"off; true (verify JWT access tokens here, no resolver call); hybrid (verify here, then confirm with the resolver through the cache)"`
 	JWTExtraAudiences string        `envconfig:"JWT_EXTRA_AUDIENCES" desc:"comma-separated audiences accepted besides AUTHGEAR_ENDPOINT (resource URIs)"`
 	JWTMaxLifetime    time.Duration `envconfig:"JWT_MAX_LIFETIME" default:"24h" desc:"at least the project's access token lifetime: how long a revoked user's tokens stay deny-listed"`
+
+	AssertionKeysFile string        `envconfig:"ASSERTION_KEYS_FILE" desc:"JWK Set file of private keys, the first signing (forwardauth genkey makes one): every allow then carries X-Authgear-Jwt-Assertion, and /.well-known/jwks.json serves the public keys"`
+	AssertionIssuer   string        `envconfig:"ASSERTION_ISSUER" default:"authgear-forwardauth" desc:"iss of the assertions"`
+	AssertionTTL      time.Duration `envconfig:"ASSERTION_TTL" default:"5m" desc:"lifetime of an assertion (10s to 1h), never past the JWT access token's own exp"`
 
 	WebhookSecret string `envconfig:"AUTHGEAR_WEBHOOK_SECRET" desc:"enables POST /webhooks/authgear: the project's webhook secret (signature key)"`
 	AdminToken    string `envconfig:"ADMIN_TOKEN" desc:"enables POST /purge with Authorization: Bearer ADMIN_TOKEN"`
@@ -169,6 +174,12 @@ func (c *config) validate() error {
 	}
 	if c.JWTMaxLifetime < 5*time.Minute {
 		return fmt.Errorf("JWT_MAX_LIFETIME=%s: must be at least the access token lifetime (Authgear's minimum is 5m)", c.JWTMaxLifetime)
+	}
+	if c.AssertionTTL < assertion.MinTTL || c.AssertionTTL > assertion.MaxTTL {
+		return fmt.Errorf("ASSERTION_TTL=%s: must be between %s and %s", c.AssertionTTL, assertion.MinTTL, assertion.MaxTTL)
+	}
+	if c.AssertionIssuer == "" {
+		return errors.New("ASSERTION_ISSUER: must not be empty")
 	}
 	if c.LocalCacheTTL < 0 || (c.LocalCacheTTL == 0 && c.RedisURL == "") {
 		return fmt.Errorf("LOCAL_CACHE_TTL=%s: must be positive (0, the in-process tier off, only with REDIS_URL)", c.LocalCacheTTL)

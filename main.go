@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/authgear/authgear-forwardauth/assertion"
 	"github.com/authgear/authgear-forwardauth/cache"
 	"github.com/authgear/authgear-forwardauth/handler"
 	"github.com/authgear/authgear-forwardauth/resolver"
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return printUsage(stdout)
 		case "healthcheck":
 			return healthcheck(ctx, getenv("LISTEN_ADDR"))
+		case "genkey":
+			return genkey(args[2:], stdout)
 		default:
 			return fmt.Errorf("unknown argument %q (try -h)", args[1])
 		}
@@ -51,6 +54,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
+	var assertionKeys *assertion.Keys
+	if cfg.AssertionKeysFile != "" {
+		if assertionKeys, err = assertion.LoadKeys(cfg.AssertionKeysFile); err != nil {
+			return fmt.Errorf("ASSERTION_KEYS_FILE=%q: %v", cfg.AssertionKeysFile, err)
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -131,7 +140,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		caches = append(caches, jwtCache)
 	}
 
-	deps := handler.Deps{Decider: c, Purger: revoker, Logger: logger, Registry: reg}
+	// Signed identity for the upstream: a token per decision and audience.
+	var asserter handler.Asserter
+	var jwks http.Handler
+	var purger handler.Purger = revoker
+	if assertionKeys != nil {
+		issuer, err := assertion.New(background, assertion.Config{
+			Keys: assertionKeys, Issuer: cfg.AssertionIssuer, TTL: cfg.AssertionTTL, MaxDecisions: cfg.LocalCacheSize,
+		}, reg)
+		if err != nil {
+			return err
+		}
+		asserter, jwks = issuer, issuer.JWKS()
+		purger = assertion.DroppingPurger{Next: revoker, Tokens: issuer}
+		logger.Info("signing identity assertions", "kid", assertionKeys.KeyID(), "alg", assertionKeys.Algorithm(),
+			"iss", cfg.AssertionIssuer, "ttl", cfg.AssertionTTL.String())
+	}
+
+	deps := handler.Deps{Decider: c, Purger: purger, Logger: logger, Registry: reg}
 	if redisTier != nil {
 		deps.Redis = redisTier
 		cache.StartListening(background, redisTier, revoker.Deny, caches...)
@@ -145,9 +171,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				AllowPreflight: cfg.AllowPreflight,
 				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts},
 				JWT:            jwtCfg,
+				Assertion:      asserter,
 			},
 			WebhookSecret: cfg.WebhookSecret,
 			AdminToken:    cfg.AdminToken,
+			JWKS:          jwks,
 		}, deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -217,6 +245,30 @@ func newRedisClient(cfg config) (redis.UniversalClient, error) {
 		o.ContextTimeoutEnabled = true
 		return redis.NewClient(o), nil
 	}
+}
+
+// genkey prints a JWK Set for ASSERTION_KEYS_FILE holding a new ES256 key;
+// given the current file, its keys followed by the new one (published, not
+// signing yet: the first step of a rotation).
+func genkey(args []string, stdout io.Writer) error {
+	var existing []byte
+	switch len(args) {
+	case 0:
+	case 1:
+		b, err := os.ReadFile(args[0])
+		if err != nil {
+			return fmt.Errorf("genkey: %v", err)
+		}
+		existing = b
+	default:
+		return errors.New("usage: forwardauth genkey [current-keys.json] > new-keys.json")
+	}
+	set, err := assertion.GenerateSet(existing)
+	if err != nil {
+		return fmt.Errorf("genkey: %s: %v", args[0], err)
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", set)
+	return err
 }
 
 // healthcheck is for container images without curl: it asks the running
