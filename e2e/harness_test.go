@@ -306,6 +306,13 @@ func newStack(t *testing.T) *stack {
 	up := newUpstream(t)
 
 	svcAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	// Signed identity for the upstream, with a key set from genkey.
+	keys, err := exec.Command(serviceBinary, "genkey").Output()
+	if err != nil {
+		t.Fatalf("forwardauth genkey: %v", err)
+	}
+	keysFile := filepath.Join(t.TempDir(), "assertion-jwks.json")
+	writeFile(t, keysFile, string(keys))
 	cmd := exec.Command(serviceBinary)
 	cmd.Env = append(os.Environ(),
 		"AUTHGEAR_ENDPOINT=https://"+ag.PublicHost,
@@ -317,6 +324,7 @@ func newStack(t *testing.T) *stack {
 		"LOGIN_URL="+loginURL,
 		"LOGIN_RETURN_HOSTS="+appHost,
 		"ALLOW_PREFLIGHT=true",
+		"ASSERTION_KEYS_FILE="+keysFile,
 	)
 	sp := startProcess(t, "forwardauth", cmd)
 	waitFor(t, sp, 15*time.Second, func() error {

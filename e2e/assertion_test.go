@@ -1,0 +1,203 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+)
+
+// The signed identity (ASSERTION_KEYS_FILE, set by newStack): checked through
+// every gateway with go-jose, independently of the service's JOSE library.
+func init() {
+	contract = append(contract, assertionContract...)
+}
+
+const headerAssertion = "X-Authgear-Jwt-Assertion"
+
+var assertionContract = []struct {
+	name string
+	run  func(t *testing.T, st *stack, base, gw string)
+}{
+	{"assertion/the upstream receives a token for its host and user", func(t *testing.T, st *stack, base, _ string) {
+		r := do(t, base, "GET", "/hello", "", with(bearer(tokenAlice), []string{"Accept", acceptJSON})...)
+		claims := upstreamAssertion(t, st, allowed(t, st, r), userAlice.UserID)
+		roles, _ := claims["https://authgear.com/claims/user/roles"].([]any)
+		if len(roles) != 2 || roles[0] != "editor" || claims["https://authgear.com/claims/user/is_verified"] != true {
+			t.Errorf("claims %v", claims)
+		}
+		r = do(t, base, "GET", "/admin/panel", "", bearer(tokenAdmin)...)
+		upstreamAssertion(t, st, allowed(t, st, r), userAdmin.UserID)
+	}},
+	{"assertion/optional: a signed-in user's token, nobody's when nobody signed in", func(t *testing.T, st *stack, base, _ string) {
+		r := do(t, base, "GET", "/public/page", "", bearer(tokenAlice)...)
+		upstreamAssertion(t, st, allowed(t, st, r), userAlice.UserID)
+		r = do(t, base, "GET", "/public/page", "", headerAssertion, forgedAssertion(t))
+		noAssertion(t, allowed(t, st, r))
+	}},
+	{"assertion/a client's own never reaches the upstream", func(t *testing.T, st *stack, base, _ string) {
+		forged := forgedAssertion(t)
+		for _, spelling := range []string{headerAssertion, "x-authgear-jwt-assertion", "X-AUTHGEAR-JWT-ASSERTION"} {
+			for _, req := range []struct {
+				uri    string
+				header []string
+			}{
+				{"/hello", bearer(tokenAlice)},             // allowed
+				{"/public/page", bearer(tokenAlice)},       // optional, signed in
+				{"/public/page", nil},                      // optional, nobody
+				{"/public/page", bearer("not-a-token")},    // optional, bad token
+				{"/hello", nil},                            // denied: 401
+				{"/hello", bearer("not-a-token")},          // denied: 401
+				{"/admin/panel", bearer(tokenAlice)},       // denied: 403
+				{"/hello", bearer(tokenAnon)},              // denied: 403
+				{"/hello", []string{"Accept", acceptHTML}}, // denied: sign-in redirect
+			} {
+				r := doRaw(t, base, "GET", req.uri, append([]string{spelling, forged, spelling, forged}, req.header...))
+				if !st.upstream.reached(r.id) {
+					if r.status >= 200 && r.status < 300 {
+						t.Errorf("%s %s: status %d but the upstream was not reached", spelling, req.uri, r.status)
+					}
+					continue
+				}
+				e := r.echoed(t)
+				for name, values := range e.Headers {
+					if http.CanonicalHeaderKey(name) != headerAssertion {
+						continue
+					}
+					for _, v := range values {
+						if v == forged {
+							t.Errorf("%s %s %v: the client's assertion reached the upstream", spelling, req.uri, req.header)
+						}
+					}
+				}
+				if len(req.header) == 2 && req.header[1] == "Bearer "+tokenAlice {
+					upstreamAssertion(t, st, e, userAlice.UserID)
+				} else {
+					noAssertion(t, e)
+				}
+			}
+		}
+	}},
+}
+
+// upstreamAssertion checks the upstream saw exactly one assertion, that it
+// verifies against the service's JWKS, for this host and user, and returns
+// its claims.
+func upstreamAssertion(t *testing.T, st *stack, e echo, sub string) map[string]any {
+	t.Helper()
+	got := e.Headers[headerAssertion]
+	if len(got) != 1 || got[0] == "" {
+		t.Fatalf("upstream saw %s: %q, want one token", headerAssertion, got)
+	}
+	tok, err := josejwt.ParseSigned(got[0], []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatalf("not an ES256 JWT: %v", err)
+	}
+	jwks := serviceJWKS(t, st)
+	keys := jwks.Key(tok.Headers[0].KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("kid %q is not in the service's JWKS", tok.Headers[0].KeyID)
+	}
+	var std josejwt.Claims
+	var all map[string]any
+	if err := tok.Claims(keys[0].Key, &std, &all); err != nil {
+		t.Fatalf("the signature does not verify: %v", err)
+	}
+	if err := std.Validate(josejwt.Expected{Issuer: "authgear-forwardauth", Subject: sub, AnyAudience: josejwt.Audience{appHost}, Time: time.Now()}); err != nil {
+		t.Fatalf("claims %v: %v", all, err)
+	}
+	return all
+}
+
+// noAssertion checks the upstream saw no assertion (absent or empty).
+func noAssertion(t *testing.T, e echo) {
+	t.Helper()
+	for name, values := range e.Headers {
+		if http.CanonicalHeaderKey(name) != headerAssertion {
+			continue
+		}
+		for _, v := range values {
+			if v != "" {
+				t.Errorf("upstream saw %s: %q, want none", name, values)
+			}
+		}
+	}
+}
+
+func serviceJWKS(t *testing.T, st *stack) jose.JSONWebKeySet {
+	t.Helper()
+	resp, err := client.Get("http://" + st.service + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("JWKS: %d %v", resp.StatusCode, err)
+	}
+	return set
+}
+
+// forgedAssertion is what an attacker would like the application to trust:
+// admin, for this host, signed with a key of their own.
+func forgedAssertion(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tok, err := josejwt.Signed(signer).Claims(josejwt.Claims{
+		Issuer: "authgear-forwardauth", Subject: userAdmin.UserID, Audience: josejwt.Audience{appHost},
+		IssuedAt: josejwt.NewNumericDate(now), Expiry: josejwt.NewNumericDate(now.Add(time.Hour)),
+	}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// doRaw is do with header names sent exactly as spelled.
+func doRaw(t *testing.T, base, method, uri string, headers []string) result {
+	t.Helper()
+	requestSeq.Lock()
+	requestSeq.n++
+	id := strconv.Itoa(requestSeq.n)
+	requestSeq.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, base+uri, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = appHost
+	req.Header.Set(requestIDHeader, id)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header[headers[i]] = append(req.Header[headers[i]], headers[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, uri, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}
+}
