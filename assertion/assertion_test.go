@@ -449,21 +449,67 @@ func TestSweepAndBound(t *testing.T) {
 		ds = append(ds, d)
 		iss.Assertion(d, "x.example")
 	}
-	if iss.size.Load() != 3 {
-		t.Fatalf("size %d", iss.size.Load())
+	if iss.byDecision.n.Load() != 3 {
+		t.Fatalf("size %d", iss.byDecision.n.Load())
 	}
 	// A fourth decision over the bound: everything kept is forgotten first.
 	iss.Assertion(resolver.Allow(alice, time.Time{}), "x.example")
-	if iss.size.Load() != 1 || iss.held(ds[0]) != 0 {
-		t.Errorf("size %d after the bound", iss.size.Load())
+	if iss.byDecision.n.Load() != 1 || iss.held(ds[0]) != 0 {
+		t.Errorf("size %d after the bound", iss.byDecision.n.Load())
 	}
 	clock.Advance(30 * time.Second)
-	fresh := resolver.Allow(alice, time.Time{})
+	fresh := resolver.Allow(bob, time.Time{})
 	iss.Assertion(fresh, "x.example")
 	clock.Advance(20 * time.Second) // the older one is due, fresh is not
 	iss.sweep(clock.Now().UnixNano())
-	if iss.size.Load() != 1 || iss.held(fresh) != 1 {
-		t.Errorf("size %d, fresh held %d after the sweep", iss.size.Load(), iss.held(fresh))
+	if iss.byDecision.n.Load() != 1 || iss.held(fresh) != 1 {
+		t.Errorf("size %d, fresh held %d after the sweep", iss.byDecision.n.Load(), iss.held(fresh))
+	}
+}
+
+// TestSameContentSameToken: a new decision saying the same (reloaded from
+// Redis, or an allow served stale) takes over the token; one saying
+// something else, or after a purge, gets its own.
+func TestSameContentSameToken(t *testing.T) {
+	keys := mustKeys(t, setOf(t, jwkOf(t, ecKey(t, elliptic.P256()))))
+	clock := newClock()
+	iss := newIssuer(t, keys, 5*time.Minute, clock)
+	first, _ := iss.Assertion(resolver.Allow(alice, time.Time{}), "app.example")
+	reloaded := resolver.Allow(alice, time.Time{})
+	if v, _ := iss.Assertion(reloaded, "app.example"); v[0] != first[0] {
+		t.Error("a reloaded decision signed again")
+	}
+	stale := *reloaded
+	stale.Stale = true
+	if v, _ := iss.Assertion(&stale, "app.example"); v[0] != first[0] {
+		t.Error("a stale copy signed again")
+	}
+	if got := testutil.ToFloat64(iss.signed); got != 1 {
+		t.Errorf("%v signed, want 1", got)
+	}
+	changed := alice
+	changed.Roles = []string{"admin"}
+	capped := resolver.Allow(alice, clock.Now().Add(time.Minute))
+	for _, d := range []*resolver.Decision{resolver.Allow(changed, time.Time{}), capped} {
+		if v, _ := iss.Assertion(d, "app.example"); v[0] == first[0] {
+			t.Errorf("%+v: took over a token saying something else", d.Identity)
+		}
+	}
+	// Due for refresh: not taken over either.
+	clock.Advance(4*time.Minute + 30*time.Second)
+	if v, _ := iss.Assertion(resolver.Allow(alice, time.Time{}), "app.example"); v[0] == first[0] {
+		t.Error("took over a token due for refresh")
+	}
+	second, _ := iss.Assertion(resolver.Allow(alice, time.Time{}), "app.example")
+	// After a purge of the user, or of any credentials: signed anew.
+	iss.DropUser(alice.UserID)
+	third, _ := iss.Assertion(resolver.Allow(alice, time.Time{}), "app.example")
+	if third[0] == second[0] {
+		t.Error("a token taken over after the user's purge")
+	}
+	iss.Purged()
+	if v, _ := iss.Assertion(resolver.Allow(alice, time.Time{}), "app.example"); v[0] == third[0] {
+		t.Error("a token taken over after a credentials purge")
 	}
 }
 

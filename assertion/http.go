@@ -38,9 +38,7 @@ type Purger interface {
 	PurgeCredentials(ctx context.Context, c resolver.Credentials) error
 }
 
-// DroppingPurger purges through Next and also forgets the purged user's
-// tokens. A purge of one set of credentials needs nothing more: it drops the
-// decision, and a token is only ever found through its decision.
+// DroppingPurger purges through Next and also forgets the purged tokens.
 type DroppingPurger struct {
 	Next   Purger
 	Tokens *Issuer
@@ -62,5 +60,7 @@ func (p DroppingPurger) RevokeUser(ctx context.Context, userID string) error {
 
 // PurgeCredentials implements handler.Purger.
 func (p DroppingPurger) PurgeCredentials(ctx context.Context, c resolver.Credentials) error {
-	return p.Next.PurgeCredentials(ctx, c)
+	err := p.Next.PurgeCredentials(ctx, c)
+	p.Tokens.Purged()
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,10 +71,10 @@ type Config struct {
 	Clock Clock
 }
 
-// Issuer signs assertions and keeps each one for reuse by the decision it was
-// signed for, per audience. Tokens are reachable only through their
-// decision, so a purge that drops a decision from the cache drops its tokens
-// with it; DropUser also forgets them at once.
+// Issuer signs assertions and keeps each for reuse, found first through the
+// decision it was signed for (a pointer: cheap on every hit), then, when the
+// cache holds a new decision saying the same (reloaded from Redis, served
+// stale), through what it says. DropUser forgets a user's tokens at once.
 type Issuer struct {
 	keys   *Keys
 	iss    string
@@ -83,10 +84,13 @@ type Issuer struct {
 	clock  Clock // nil: the coarse clock
 	coarse atomic.Int64
 
-	tokens sync.Map // *resolver.Decision -> *memo
-	size   atomic.Int64
+	byDecision table // *resolver.Decision -> *memo
+	byContent  table // contentKey -> *shared
 	// epoch changes on every DropUser; a token signed across one is not kept.
 	epoch atomic.Uint64
+	// gen changes on every purge; byContent entries of an older one are
+	// not reused.
+	gen atomic.Uint64
 
 	signed, signErrors prometheus.Counter
 }
@@ -103,6 +107,51 @@ type token struct {
 	value     []string // the header value, shared by every response
 	refreshAt int64    // Unix ns: sign another from then on
 	exp       int64    // Unix ns
+}
+
+// shared is a token found by what it asserts.
+type shared struct {
+	t    token
+	user string
+	gen  uint64
+}
+
+// table is a sync.Map that counts its entries.
+type table struct {
+	m sync.Map
+	n atomic.Int64
+}
+
+func (t *table) load(k any) (any, bool) { return t.m.Load(k) }
+
+func (t *table) loadOrStore(k, v any) any {
+	a, loaded := t.m.LoadOrStore(k, v)
+	if !loaded {
+		t.n.Add(1)
+	}
+	return a
+}
+
+func (t *table) store(k, v any) {
+	if _, loaded := t.m.Swap(k, v); !loaded {
+		t.n.Add(1)
+	}
+}
+
+func (t *table) deleteIf(k, v any) {
+	if t.m.CompareAndDelete(k, v) {
+		t.n.Add(-1)
+	}
+}
+
+// deleteWhere removes the entries f picks.
+func (t *table) deleteWhere(f func(k, v any) bool) {
+	t.m.Range(func(k, v any) bool {
+		if f(k, v) {
+			t.deleteIf(k, v)
+		}
+		return true
+	})
 }
 
 // New returns an Issuer; its clock and clean-ups run until ctx is done.
@@ -180,7 +229,7 @@ func (i *Issuer) exactNow() time.Time {
 // no error, when d cannot be asserted (not an allow, or already expired).
 // The value is shared between responses and must not be modified.
 func (i *Issuer) Assertion(d *resolver.Decision, audience string) ([]string, error) {
-	if v, ok := i.tokens.Load(d); ok {
+	if v, ok := i.byDecision.load(d); ok {
 		if l := v.(*memo).list.Load(); l != nil {
 			now := i.now()
 			for j := range *l {
@@ -190,24 +239,24 @@ func (i *Issuer) Assertion(d *resolver.Decision, audience string) ([]string, err
 			}
 		}
 	}
-	return i.sign(d, audience)
+	return i.slow(d, audience)
 }
 
-func (i *Issuer) sign(d *resolver.Decision, audience string) ([]string, error) {
+// slow finds a token saying the same as d for audience, or signs one, and
+// keeps it for d.
+func (i *Issuer) slow(d *resolver.Decision, audience string) ([]string, error) {
 	if !d.Allow || audience == "" || (!d.Expires.IsZero() && !d.Expires.After(i.exactNow())) {
 		return nil, nil
 	}
-	v, loaded := i.tokens.Load(d)
-	if !loaded {
-		if i.size.Load() >= i.max {
+	v, ok := i.byDecision.load(d)
+	if !ok {
+		if i.byDecision.n.Load() >= i.max {
 			i.clear()
 		}
-		if v, loaded = i.tokens.LoadOrStore(d, &memo{}); !loaded {
-			i.size.Add(1)
-		}
+		v = i.byDecision.loadOrStore(d, &memo{})
 	}
 	m := v.(*memo)
-	epoch := i.epoch.Load()
+	epoch, gen := i.epoch.Load(), i.gen.Load()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := i.exactNow()
@@ -221,29 +270,24 @@ func (i *Issuer) sign(d *resolver.Decision, audience string) ([]string, error) {
 			return t.value, nil // signed while this request waited
 		}
 	}
-	exp := now.Add(i.ttl)
-	capped := false
-	if !d.Expires.IsZero() && d.Expires.Before(exp) {
-		// Never outlive the decision: a JWT access token's own exp.
-		exp, capped = d.Expires, true
-	}
-	exp = exp.Truncate(time.Second)
-	if !exp.After(now) {
-		i.forgetEmpty(d, m)
-		return nil, nil // the decision ends within the second
-	}
-	raw, err := i.mint(d, audience, now, exp)
-	if err != nil {
-		i.signErrors.Inc()
-		i.forgetEmpty(d, m)
-		return nil, err
-	}
-	i.signed.Inc()
-	t := token{aud: audience, value: []string{raw}, exp: exp.UnixNano(), refreshAt: exp.Add(-i.margin).UnixNano()}
-	if capped {
-		// Another would end at the same exp, and the decision is not served
-		// past it: keep this one to the end.
-		t.refreshAt = t.exp
+	key := contentKey(d, audience)
+	var t token
+	var s *shared
+	if v, ok := i.byContent.load(key); ok && v.(*shared).gen == gen && nowNs < v.(*shared).t.refreshAt {
+		t = v.(*shared).t
+	} else {
+		var err error
+		if t, err = i.signFor(d, audience, now); err != nil || t.value == nil {
+			if m.list.Load() == nil {
+				i.byDecision.deleteIf(d, m)
+			}
+			return nil, err
+		}
+		if i.byContent.n.Load() >= i.max {
+			i.clear()
+		}
+		s = &shared{t: t, user: d.Identity.UserID, gen: gen}
+		i.byContent.store(key, s)
 	}
 	// Copy on write: readers hold the old list without a lock.
 	list := make([]token, 0, min(len(old)+1, maxAudiences))
@@ -256,18 +300,72 @@ func (i *Issuer) sign(d *resolver.Decision, audience string) ([]string, error) {
 	m.list.Store(&list)
 	if i.epoch.Load() != epoch {
 		// A purge ran meanwhile: this request gets its token, nobody else.
-		if i.tokens.CompareAndDelete(d, m) {
-			i.size.Add(-1)
+		i.byDecision.deleteIf(d, m)
+		if s != nil {
+			i.byContent.deleteIf(key, s)
 		}
 	}
 	return t.value, nil
 }
 
-// forgetEmpty drops m, d's memo, when it holds no token (nothing was signed).
-func (i *Issuer) forgetEmpty(d *resolver.Decision, m *memo) {
-	if m.list.Load() == nil && i.tokens.CompareAndDelete(d, m) {
-		i.size.Add(-1)
+// signFor signs a token of d for audience; its value is nil when d ends
+// within the second.
+func (i *Issuer) signFor(d *resolver.Decision, audience string, now time.Time) (token, error) {
+	exp := now.Add(i.ttl)
+	capped := false
+	if !d.Expires.IsZero() && d.Expires.Before(exp) {
+		// Never outlive the decision: a JWT access token's own exp.
+		exp, capped = d.Expires, true
 	}
+	exp = exp.Truncate(time.Second)
+	if !exp.After(now) {
+		return token{}, nil
+	}
+	raw, err := i.mint(d, audience, now, exp)
+	if err != nil {
+		i.signErrors.Inc()
+		return token{}, err
+	}
+	i.signed.Inc()
+	t := token{aud: audience, value: []string{raw}, exp: exp.UnixNano(), refreshAt: exp.Add(-i.margin).UnixNano()}
+	if capped {
+		// Another would end at the same exp, and the decision is not served
+		// past it: keep this one to the end.
+		t.refreshAt = t.exp
+	}
+	return t, nil
+}
+
+// contentKey is everything a token of d for audience asserts but its iat,
+// exp and jti, each part length-prefixed.
+func contentKey(d *resolver.Decision, audience string) string {
+	id := d.Identity
+	b := make([]byte, 0, 128)
+	str := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	str(audience)
+	str(id.UserID)
+	b = strconv.AppendBool(b, id.Anonymous)
+	b = strconv.AppendBool(b, id.Verified)
+	b = strconv.AppendBool(b, id.CanReauthenticate)
+	b = strconv.AppendInt(b, int64(len(id.Roles)), 10)
+	for _, r := range id.Roles {
+		str(r)
+	}
+	b = strconv.AppendInt(b, int64(len(id.AMR)), 10)
+	for _, a := range id.AMR {
+		str(a)
+	}
+	b = append(b, '/')
+	b = strconv.AppendInt(b, id.AuthenticatedAt, 10)
+	b = append(b, '/')
+	if !d.Expires.IsZero() {
+		b = strconv.AppendInt(b, d.Expires.UnixNano(), 10)
+	}
+	return string(b)
 }
 
 // claims is the payload of an assertion. Roles is always present (an empty
@@ -327,46 +425,48 @@ func (i *Issuer) mint(d *resolver.Decision, audience string, iat, exp time.Time)
 // DropUser forgets every token signed for userID (a purge of the user).
 func (i *Issuer) DropUser(userID string) {
 	i.epoch.Add(1)
-	i.tokens.Range(func(k, v any) bool {
-		if k.(*resolver.Decision).Identity.UserID == userID && i.tokens.CompareAndDelete(k, v) {
-			i.size.Add(-1)
-		}
-		return true
-	})
+	i.gen.Add(1)
+	i.byDecision.deleteWhere(func(k, _ any) bool { return k.(*resolver.Decision).Identity.UserID == userID })
+	i.byContent.deleteWhere(func(_, v any) bool { return v.(*shared).user == userID })
 }
 
-// sweep forgets the decisions whose every token is due for refresh: either
-// the decision is gone from the cache, or its next request signs anew.
+// Purged is told of a purge of one set of credentials, whose user is not
+// known: their decision is gone, so are its tokens; no other decision may
+// take one of them over by saying the same.
+func (i *Issuer) Purged() { i.gen.Add(1) }
+
+// sweep forgets the tokens due for refresh: their decision is gone from
+// the cache, or its next request signs anew.
 func (i *Issuer) sweep(now int64) {
-	i.tokens.Range(func(k, v any) bool {
+	i.byDecision.deleteWhere(func(_, v any) bool {
 		l := v.(*memo).list.Load()
-		keep := l == nil // being signed
-		if l != nil {
-			for _, t := range *l {
-				keep = keep || now < t.refreshAt
+		if l == nil {
+			return false // being signed
+		}
+		for _, t := range *l {
+			if now < t.refreshAt {
+				return false
 			}
 		}
-		if !keep && i.tokens.CompareAndDelete(k, v) {
-			i.size.Add(-1)
-		}
 		return true
+	})
+	gen := i.gen.Load()
+	i.byContent.deleteWhere(func(_, v any) bool {
+		s := v.(*shared)
+		return s.gen != gen || now >= s.t.refreshAt
 	})
 }
 
-// clear forgets every token (the bound was reached).
+// clear forgets every token (a bound was reached).
 func (i *Issuer) clear() {
 	i.epoch.Add(1)
-	i.tokens.Range(func(k, v any) bool {
-		if i.tokens.CompareAndDelete(k, v) {
-			i.size.Add(-1)
-		}
-		return true
-	})
+	i.byDecision.deleteWhere(func(_, _ any) bool { return true })
+	i.byContent.deleteWhere(func(_, _ any) bool { return true })
 }
 
 // held reports how many tokens are kept for d (tests).
 func (i *Issuer) held(d *resolver.Decision) int {
-	v, ok := i.tokens.Load(d)
+	v, ok := i.byDecision.load(d)
 	if !ok {
 		return 0
 	}
