@@ -141,7 +141,10 @@ func plainHost(host string) string {
 			return ""
 		}
 		for j := 1; j < len(name)-1; j++ {
-			if c := name[j]; !isHex(c) && c != ':' && c != '.' {
+			switch c := name[j]; {
+			case c >= 'A' && c <= 'F':
+				upper = true
+			case !isHex(c) && c != ':' && c != '.':
 				return ""
 			}
 		}
@@ -159,7 +162,7 @@ func plainHost(host string) string {
 			}
 		}
 	}
-	if upper || strings.ContainsAny(host, "ABCDEF") {
+	if upper {
 		return strings.ToLower(host)
 	}
 	return host
