@@ -52,9 +52,9 @@ type config struct {
 	AdminToken    string `envconfig:"ADMIN_TOKEN" desc:"enables POST /purge with Authorization: Bearer ADMIN_TOKEN"`
 
 	TrustedProxies   string `envconfig:"TRUSTED_PROXIES" default:"127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7" desc:"CIDRs of gateways whose X-Original-*/X-Forwarded-* describe the original request; none to trust nobody"`
-	AllowPreflight   bool   `envconfig:"ALLOW_PREFLIGHT" default:"false" desc:"let CORS preflights (OPTIONS with Access-Control-Request-Method) through without credentials"`
+	AllowPreflight   bool   `envconfig:"ALLOW_PREFLIGHT" default:"false" desc:"let exact CORS preflights through without credentials: OPTIONS with Origin and Access-Control-Request-Method, no body, Content-Type or method override"`
 	LoginURL         string `envconfig:"LOGIN_URL" desc:"sign-in page for browsers without a session (302, or 401 with Location for nginx)"`
-	LoginReturnHosts string `envconfig:"LOGIN_RETURN_HOSTS" desc:"comma-separated hosts (*.example.com for subdomains) the return URL may point at; required with LOGIN_URL"`
+	LoginReturnHosts string `envconfig:"LOGIN_RETURN_HOSTS" desc:"comma-separated hosts (*.example.com for subdomains; host:port for a port other than the scheme's default) the return URL may point at; required with LOGIN_URL"`
 	LoginReturnParam string `envconfig:"LOGIN_RETURN_PARAM" default:"return_to" desc:"parameter of LOGIN_URL that carries the original URL"`
 
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"how long SIGTERM waits for requests in flight"`
