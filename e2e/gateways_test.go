@@ -22,6 +22,7 @@ type gateway struct {
 var gateways = []gateway{
 	{"nginx", startNginx},
 	{"traefik", startTraefik},
+	{"traefik-docker-labels", startTraefikLabels},
 	{"caddy", startCaddy},
 }
 
