@@ -563,6 +563,22 @@ func hostileCases() []hostileCase {
 				if !r.reached() && (r.status < 400 || r.status == 0) {
 					t.Errorf("neither reached the application nor refused: %s", r)
 				}
+				if h.gw == "caddy" && tc.declare {
+					// A known limitation (README, "Security model"): Caddy
+					// passes trailers the client announced on, and Go removes
+					// the Trailer header before any Caddyfile matcher could
+					// refuse the request. Checked, so that a Caddy that stops
+					// doing it is noticed.
+					var forged []string
+					for _, v := range r.views {
+						forged = append(forged, identityForged(v, sc.want)...)
+					}
+					if len(forged) == 0 {
+						t.Errorf("Caddy no longer passes announced request trailers on: remove this known limitation here and in README")
+					}
+					t.Logf("known limitation: the application saw %q", forged)
+					return
+				}
 				expectIdentityCGI(t, r, sc.want)
 			}})
 		}
@@ -690,8 +706,10 @@ func expectSafeReturn(t *testing.T, r rawResult) {
 			t.Errorf("return_to %q: %v", ret, err)
 			continue
 		}
-		if ru.User != nil || ru.Host != appHost {
-			t.Errorf("return_to %q: userinfo %q, host %q; want host %s exactly", ret, ru.User, ru.Host, appHost)
+		// The scheme's default port names the same origin as no port.
+		defaultPort := map[string]string{"http": "80", "https": "443"}[ru.Scheme]
+		if ru.User != nil || ru.Hostname() != appHost || (ru.Port() != "" && ru.Port() != defaultPort) {
+			t.Errorf("return_to %q: userinfo %q, host %q; want host %s with no port but the scheme's own", ret, ru.User, ru.Host, appHost)
 		}
 	}
 }
