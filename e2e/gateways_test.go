@@ -23,6 +23,7 @@ var gateways = []gateway{
 	{"nginx", startNginx},
 	{"traefik", startTraefik},
 	{"traefik-docker-labels", startTraefikLabels},
+	{"traefik-kubernetes-crd", startTraefikCRD},
 	{"caddy", startCaddy},
 }
 
