@@ -118,6 +118,20 @@ func (u *cgiUpstream) views(id string) []*cgiView {
 	return u.seen[id]
 }
 
+// unsent returns what reached the application without a request id the
+// suite gave a request (none, or a smuggled request's).
+func (u *cgiUpstream) unsent() []*cgiView {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var vs []*cgiView
+	for id, v := range u.seen {
+		if id == "" || strings.HasPrefix(id, "smuggled") {
+			vs = append(vs, v...)
+		}
+	}
+	return vs
+}
+
 func (u *cgiUpstream) record(v *cgiView) {
 	id := strings.Join(v.Env["HTTP_X_E2E_REQUEST_ID"], ",")
 	u.mu.Lock()

@@ -43,6 +43,12 @@ func TestHostile(t *testing.T) {
 			for _, c := range hostileCases() {
 				t.Run(c.name, func(t *testing.T) { c.run(t, h) })
 			}
+			// Last, so that a request smuggled behind another has had
+			// every chance to arrive: nothing reached the application
+			// that the suite did not send as a request of its own.
+			for _, v := range cgi.unsent() {
+				t.Errorf("the application received a request the suite did not send through the gateway: %q (route %s)", v.RequestLine, v.Route)
+			}
 		})
 	}
 }
@@ -72,7 +78,8 @@ type rawRequest struct {
 	body           string   // with Content-Length, or chunked
 	chunked        bool
 	trailers       []field
-	omitOrigin     bool // preflight look-alikes: leave Origin out
+	omitOrigin     bool   // preflight look-alikes: leave Origin out
+	raw            string // written as is after the header block (framing headers in lines)
 }
 
 type rawResult struct {
@@ -123,6 +130,8 @@ func (h *hostileEnv) send(t *testing.T, rr rawRequest) rawResult {
 		b.WriteString(l + "\r\n")
 	}
 	switch {
+	case rr.raw != "":
+		b.WriteString("\r\n" + rr.raw)
 	case rr.chunked:
 		b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
 		if rr.body != "" {
@@ -641,6 +650,34 @@ func hostileCases() []hostileCase {
 		r := h.send(t, rawRequest{method: "options", target: "/admin/panel", fields: hdr("Origin", "https://other.example", "Access-Control-Request-Method", "POST")})
 		expectRefused(t, r)
 	}})
+
+	// Request smuggling: a request hidden in the body of one the gateway
+	// lets through (/public), which the application would read as its own
+	// request to /admin if the gateway and it disagreed on the framing.
+	smuggled := "GET /admin/panel HTTP/1.1\r\nHost: app.example.com\r\n" + requestIDHeader + ": smuggled\r\n\r\n"
+	chunk := "0\r\n\r\n" + smuggled
+	for _, sm := range []struct {
+		name  string
+		lines []string
+		raw   string
+	}{
+		{"CL.TE", []string{fmt.Sprintf("Content-Length: %d", len(chunk)), "Transfer-Encoding: chunked"}, chunk},
+		{"TE.CL", []string{"Transfer-Encoding: chunked", "Content-Length: 4"}, fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)},
+		{"TE obfuscated", []string{fmt.Sprintf("Content-Length: %d", len(chunk)), "Transfer-Encoding: xchunked"}, chunk},
+		{"TE with a space before the colon", []string{fmt.Sprintf("Content-Length: %d", len(chunk)), "Transfer-Encoding : chunked"}, chunk},
+		{"two Content-Lengths", []string{"Content-Length: 0", fmt.Sprintf("Content-Length: %d", len(smuggled))}, smuggled},
+	} {
+		cs = append(cs, hostileCase{"smuggling/" + sm.name, func(t *testing.T, h *hostileEnv) {
+			r := h.send(t, rawRequest{method: "POST", target: "/public/page", lines: sm.lines, raw: sm.raw})
+			for _, v := range r.views {
+				if v.Error != "" {
+					t.Logf("the application could not read what the gateway sent: %s", v.Error)
+				}
+			}
+			// Whether it arrived is checked once the gateway's cases are
+			// done (cgi.unsent).
+		}})
+	}
 
 	// 6. Return URLs from a hostile Host.
 	for _, host := range []string{
