@@ -22,6 +22,8 @@ type gateway struct {
 var gateways = []gateway{
 	{"nginx", startNginx},
 	{"traefik", startTraefik},
+	{"traefik-docker-labels", startTraefikLabels},
+	{"traefik-kubernetes-crd", startTraefikCRD},
 	{"caddy", startCaddy},
 }
 
