@@ -274,6 +274,15 @@ func checkDefaults(t *testing.T, r rendered) {
 	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
 		t.Errorf("PDB: %+v", pdb.Spec)
 	}
+	// Switched on with their default selectors: ingress-nginx and a
+	// Prometheus in namespace monitoring.
+	on := render(t, "--set", "authgear.endpoint="+endpoint, "--set", "networkPolicy.enabled=true", "--set", "serviceMonitor.enabled=true")
+	get[monitoringv1.ServiceMonitor](t, on)
+	if from := get[networkingv1.NetworkPolicy](t, on).Spec.Ingress[0].From; len(from) != 2 ||
+		from[0].PodSelector.MatchLabels["app.kubernetes.io/name"] != "ingress-nginx" ||
+		from[1].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+		t.Errorf("default NetworkPolicy peers %+v", from)
+	}
 	// A single fixed replica gets no PDB: minAvailable 1 would block every drain.
 	if has[policyv1.PodDisruptionBudget](render(t, "--set", "authgear.endpoint="+endpoint, "--set", "replicaCount=1")) {
 		t.Error("a PodDisruptionBudget with replicaCount 1")
