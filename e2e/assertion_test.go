@@ -7,15 +7,20 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/authgear/authgear-forwardauth/resolver"
 )
 
 // The signed identity (ASSERTION_KEYS_FILE, set by newStack): checked through
@@ -89,6 +94,42 @@ var assertionContract = []struct {
 			}
 		}
 	}},
+}
+
+// assertionForged reports what is wrong with the X-Authgear-Jwt-Assertion
+// values an application saw (the hostile suite's CGI view): more than one,
+// one when nobody is signed in, or one that is not the service's kind for
+// want (ES256, this host, want's user). The claims are read unverified:
+// the hostile suite's forgeries are fixed strings; the contract above checks
+// signatures.
+func assertionForged(values []string, want *resolver.Identity) []string {
+	switch {
+	case len(values) > 1:
+		return []string{fmt.Sprintf("%s %d times", headerAssertion, len(values))}
+	case len(values) == 0 && want != nil:
+		return []string{headerAssertion + " missing"}
+	case len(values) == 0 || (want == nil && values[0] == ""):
+		return nil
+	case want == nil:
+		return []string{fmt.Sprintf("%s %.40q... with nobody signed in", headerAssertion, values[0])}
+	}
+	var header, claims struct {
+		Alg string `json:"alg"`
+		Iss string `json:"iss"`
+		Aud string `json:"aud"`
+		Sub string `json:"sub"`
+	}
+	parts := strings.Split(values[0], ".")
+	if len(parts) == 3 {
+		h, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		c, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		_ = json.Unmarshal(h, &header)
+		_ = json.Unmarshal(c, &claims)
+	}
+	if header.Alg != "ES256" || claims.Iss != "authgear-forwardauth" || claims.Aud != appHost || claims.Sub != want.UserID {
+		return []string{fmt.Sprintf("%s %.60q..., not the service's for %s", headerAssertion, values[0], want.UserID)}
+	}
+	return nil
 }
 
 // upstreamAssertion checks the upstream saw exactly one assertion, that it

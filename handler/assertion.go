@@ -23,13 +23,13 @@ type Asserter interface {
 // maxHostLen bounds an audience: a DNS name and a port.
 const maxHostLen = 261
 
-// newAssert returns what an allow calls when assertions are on: the header
-// value to set (empty when the original host is unknown: no token bound to a
+// newAssert returns what an allow calls when assertions are on (trusted: the
+// peer may describe the original request): the header value to set (empty when the original host is unknown: no token bound to a
 // made-up audience), or nil after answering 500 because signing failed.
-func newAssert(cfg AuthConfig, logger *slog.Logger) func(w http.ResponseWriter, r *http.Request, d *resolver.Decision) []string {
-	return func(w http.ResponseWriter, r *http.Request, d *resolver.Decision) []string {
+func newAssert(cfg AuthConfig, logger *slog.Logger) func(w http.ResponseWriter, r *http.Request, trusted bool, d *resolver.Decision) []string {
+	return func(w http.ResponseWriter, r *http.Request, trusted bool, d *resolver.Decision) []string {
 		var aud string
-		if trusted(r, cfg.TrustedProxies) {
+		if trusted {
 			aud = originalHost(r.Header)
 		}
 		if aud == "" {
@@ -166,10 +166,6 @@ func plainHost(host string) string {
 		return strings.ToLower(host)
 	}
 	return host
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 func first(v []string) string {
