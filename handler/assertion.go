@@ -61,7 +61,7 @@ func setNoIdentityNorAssertion(h http.Header) {
 // host other than readOriginal's (a test holds it to that).
 func originalHost(h http.Header) string {
 	xOrigURL, xOrigURI := first(h["X-Original-Url"]), first(h["X-Original-Uri"])
-	nginx := first(h["X-Original-Method"]) != "" || xOrigURI != "" || xOrigURL != ""
+	nginx := xOrigURL != "" || xOrigURI != "" || first(h["X-Original-Method"]) != ""
 	xFwdURI := first(h["X-Forwarded-Uri"])
 	forwarded := xFwdURI != "" || first(h["X-Forwarded-Method"]) != ""
 	switch {

@@ -365,6 +365,14 @@ func benchRequestFromGateway() *http.Request {
 
 var gatewayPeers = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 
+// BenchmarkAuthHitInProcessGateway is BenchmarkAuthHitInProcess as a
+// trusted gateway sends it (X-Forwarded-*), assertions off: what
+// BenchmarkAuthHitInProcessAssertion adds to.
+func BenchmarkAuthHitInProcessGateway(b *testing.B) {
+	s := newStack(b, stackOptions{trusted: gatewayPeers})
+	benchServe(b, s.handler, benchRequestFromGateway())
+}
+
 // BenchmarkAuthHitInProcessAssertion is BenchmarkAuthHitInProcess with
 // ASSERTION_KEYS_FILE set, from a trusted gateway: the token is signed once,
 // then every hit finds it.
