@@ -287,7 +287,7 @@ func printUsage(w io.Writer) error {
 	}
 	var b strings.Builder
 	b.WriteString("authgear-forwardauth answers gateways' auth sub-requests from Authgear sessions.\n")
-	b.WriteString("Usage: authgear-forwardauth [healthcheck | -h]\n\nConfigured by environment variables:\n")
+	b.WriteString("Usage: authgear-forwardauth [healthcheck | genkey [current-keys.json] | -h]\n\nConfigured by environment variables:\n")
 	for line := range strings.Lines(vars.String()) {
 		f := strings.Split(strings.TrimSuffix(line, "\n"), "\x00")
 		if len(f) != 4 {
