@@ -366,9 +366,16 @@ func TestExpiryCappedByTheDecision(t *testing.T) {
 	if again, _ := iss.Assertion(d, "app.example"); again[0] != v[0] {
 		t.Error("re-signed a capped token")
 	}
-	clock.Advance(10 * time.Second)
+	clock.Advance(9 * time.Second) // 0.5 s left: no token worth handing out
+	if again, err := iss.Assertion(d, "app.example"); again != nil || err != nil {
+		t.Errorf("in the decision's last second: %v %v", again, err)
+	}
+	clock.Advance(time.Second)
 	if again, err := iss.Assertion(d, "app.example"); again != nil || err != nil {
 		t.Errorf("after the decision's expiry: %v %v", again, err)
+	}
+	if got := testutil.ToFloat64(iss.signed); got != 1 {
+		t.Errorf("%v signed, want 1", got)
 	}
 	// Not capped when the decision outlives the TTL.
 	d = resolver.Allow(alice, clock.Now().Add(time.Hour))

@@ -48,6 +48,9 @@ const (
 	// tick is how often the coarse clock of the hit path moves; far less
 	// than any refresh margin.
 	tick = 250 * time.Millisecond
+	// capSlack: a token that ends with its decision is not handed out in
+	// its last second (the hit path's clock moves every tick).
+	capSlack = time.Second
 	// sweepEvery is how often tokens due for refresh are forgotten, which
 	// frees those of decisions no cache holds any more.
 	sweepEvery = 30 * time.Second
@@ -309,16 +312,18 @@ func (i *Issuer) slow(d *resolver.Decision, audience string) ([]string, error) {
 }
 
 // signFor signs a token of d for audience; its value is nil when d ends
-// within the second.
+// too soon for one to be worth handing out.
 func (i *Issuer) signFor(d *resolver.Decision, audience string, now time.Time) (token, error) {
-	exp := now.Add(i.ttl)
-	capped := false
-	if !d.Expires.IsZero() && d.Expires.Before(exp) {
-		// Never outlive the decision: a JWT access token's own exp.
-		exp, capped = d.Expires, true
+	exp := now.Add(i.ttl).Truncate(time.Second)
+	refreshAt := exp.Add(-i.margin)
+	if !d.Expires.IsZero() && d.Expires.Before(now.Add(i.ttl)) {
+		// Never outlive the decision (a JWT access token's exp). Another
+		// token would end at the same time, so this one serves to the end,
+		// less a second: the hit path's clock may lag by a tick.
+		exp = d.Expires.Truncate(time.Second)
+		refreshAt = exp.Add(-capSlack)
 	}
-	exp = exp.Truncate(time.Second)
-	if !exp.After(now) {
+	if !refreshAt.After(now) {
 		return token{}, nil
 	}
 	raw, err := i.mint(d, audience, now, exp)
@@ -327,13 +332,7 @@ func (i *Issuer) signFor(d *resolver.Decision, audience string, now time.Time) (
 		return token{}, err
 	}
 	i.signed.Inc()
-	t := token{aud: audience, value: []string{raw}, exp: exp.UnixNano(), refreshAt: exp.Add(-i.margin).UnixNano()}
-	if capped {
-		// Another would end at the same exp, and the decision is not served
-		// past it: keep this one to the end.
-		t.refreshAt = t.exp
-	}
-	return t, nil
+	return token{aud: audience, value: []string{raw}, exp: exp.UnixNano(), refreshAt: refreshAt.UnixNano()}, nil
 }
 
 // contentKey is everything a token of d for audience asserts but its iat,
