@@ -119,54 +119,91 @@ func plainHost(host string) string {
 	if host == "" || len(host) > maxHostLen {
 		return ""
 	}
-	name := host
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
-		name = host[:i]
-		port := host[i+1:]
-		if port == "" || len(port) > 5 {
-			return ""
-		}
-		for j := 0; j < len(port); j++ {
-			if port[j] < '0' || port[j] > '9' {
+	if host[0] == '[' {
+		return bracketedHost(host)
+	}
+	upper, colon := false, -1
+	for i := 0; i < len(host); i++ {
+		switch hostByte[host[i]] {
+		case hostName:
+		case hostUpper:
+			upper = true
+		case hostColon:
+			if colon >= 0 {
 				return ""
 			}
+			colon = i
+		default:
+			return ""
 		}
 	}
-	if name == "" {
+	if colon == 0 || (colon > 0 && !validPort(host[colon+1:])) {
 		return ""
-	}
-	upper := false
-	if name[0] == '[' {
-		if len(name) < 3 || name[len(name)-1] != ']' {
-			return ""
-		}
-		for j := 1; j < len(name)-1; j++ {
-			switch c := name[j]; {
-			case c >= 'A' && c <= 'F':
-				upper = true
-			case !isHex(c) && c != ':' && c != '.':
-				return ""
-			}
-		}
-		if _, err := netip.ParseAddr(name[1 : len(name)-1]); err != nil {
-			return ""
-		}
-	} else {
-		for j := 0; j < len(name); j++ {
-			switch c := name[j]; {
-			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
-			case c >= 'A' && c <= 'Z':
-				upper = true
-			default:
-				return ""
-			}
-		}
 	}
 	if upper {
 		return strings.ToLower(host)
 	}
 	return host
 }
+
+// bracketedHost is plainHost for "[IPv6]" and "[IPv6]:port".
+func bracketedHost(host string) string {
+	end := strings.IndexByte(host, ']')
+	if end < 2 {
+		return ""
+	}
+	if rest := host[end+1:]; rest != "" && (rest[0] != ':' || !validPort(rest[1:])) {
+		return ""
+	}
+	upper := false
+	for i := 1; i < end; i++ {
+		switch c := host[i]; {
+		case c >= 'A' && c <= 'F':
+			upper = true
+		case !isHex(c) && c != ':' && c != '.':
+			return ""
+		}
+	}
+	if _, err := netip.ParseAddr(host[1:end]); err != nil {
+		return ""
+	}
+	if upper {
+		return strings.ToLower(host)
+	}
+	return host
+}
+
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// The bytes of a host name, for plainHost.
+const (
+	hostOther = iota
+	hostName  // a-z 0-9 . - _
+	hostUpper // A-Z
+	hostColon
+)
+
+var hostByte = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = hostName
+		t[c-'a'+'A'] = hostUpper
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = hostName
+	}
+	t['.'], t['-'], t['_'], t[':'] = hostName, hostName, hostName, hostColon
+	return t
+}()
 
 func first(v []string) string {
 	if len(v) == 0 {

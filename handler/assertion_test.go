@@ -365,6 +365,29 @@ func benchRequestFromGateway() *http.Request {
 
 var gatewayPeers = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 
+// bareHandlerNine is the baseline for assertions on: the same nine headers
+// (the ninth a token of the usual size), written the plain way.
+func bareHandlerNine(token string) http.Handler {
+	bare := bareHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderJWTAssertion, token)
+		bare.ServeHTTP(w, r)
+	})
+}
+
+func BenchmarkBaselineBareHandlerNine(b *testing.B) {
+	benchServe(b, bareHandlerNine(benchToken(b)), benchRequest())
+}
+
+// benchToken is an assertion of alice, as the service signs it.
+func benchToken(b *testing.B) string {
+	v, err := newTestIssuer(b).Assertion(resolver.Allow(alice, time.Time{}), "app.example.com")
+	if err != nil || v == nil {
+		b.Fatal(err)
+	}
+	return v[0]
+}
+
 // BenchmarkAuthHitInProcessGateway is BenchmarkAuthHitInProcess as a
 // trusted gateway sends it (X-Forwarded-*), assertions off: what
 // BenchmarkAuthHitInProcessAssertion adds to.
