@@ -36,7 +36,7 @@ type SigninConfig struct {
 // authorize is the sign-in URL returning to u (already checked against the
 // return hosts), or "" when it cannot be made.
 func (s *SigninConfig) authorize(u *url.URL) string {
-	u = signin.Shorten(u)
+	u = signin.Clean(u)
 	state, err := s.State.Sign(u)
 	if err != nil {
 		return ""
@@ -108,7 +108,7 @@ func handleCallback(login LoginConfig, names cookieNames, count signinCounters, 
 			err = signin.ErrMalformed // none, or two: which one?
 		}
 		retry := "/"
-		hostOK := st.ReturnURL != nil && login.returnAllowed(st.ReturnURL)
+		hostOK := st.ReturnURL != nil && login.ReturnAllowed(st.ReturnURL)
 		if hostOK {
 			retry = st.ReturnURL.String()
 		}
@@ -240,10 +240,10 @@ func returnParam(values []string, login LoginConfig) *url.URL {
 		return nil
 	}
 	u, err := url.Parse(values[0])
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "" || !login.returnAllowed(u) {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "" || u.User != nil || !login.ReturnAllowed(u) {
 		return nil
 	}
-	return u
+	return signin.Clean(u) // no default port: the URL as registered
 }
 
 // hasCredential reports whether the request carries any Authgear credential.

@@ -56,7 +56,7 @@ func FuzzCallback(f *testing.F) {
 		link := "/"
 		if states := q["state"]; len(states) == 1 {
 			st, err := login.Signin.State.Verify(states[0])
-			if st.ReturnURL != nil && login.returnAllowed(st.ReturnURL) {
+			if st.ReturnURL != nil && login.ReturnAllowed(st.ReturnURL) {
 				link = st.ReturnURL.String()
 				if err == nil {
 					verified = st.ReturnURL

@@ -36,7 +36,7 @@ const MinSecretLen = 32
 
 // MaxReturnURL bounds the URL a state carries. The state travels in a
 // Location header that nginx must buffer whole (4 KiB by default) on the
-// auth sub-request; Shorten fits longer URLs under it.
+// auth sub-request; Clean fits longer URLs under it.
 const MaxReturnURL = 1536
 
 // maxState bounds what Verify decodes: a state of MaxReturnURL and its
@@ -88,7 +88,7 @@ func NewSigner(secret []byte, ttl time.Duration, now func() time.Time) (*Signer,
 
 // Sign returns the state carrying u, valid for the Signer's ttl. u must be
 // an absolute http(s) URL without user info and at most MaxReturnURL long
-// (see Shorten).
+// (see Clean).
 func (s *Signer) Sign(u *url.URL) (string, error) {
 	if err := checkReturnURL(u); err != nil {
 		return "", err
@@ -158,13 +158,17 @@ func checkReturnURL(u *url.URL) error {
 	return nil
 }
 
-// Shorten returns u, without its query and then without its path when it is
-// longer than MaxReturnURL: a very long deep link lands on its page, or on
-// its site, rather than breaking the sign-in. The fragment never reaches a
-// server, so u has none.
-func Shorten(u *url.URL) *url.URL {
+// Clean returns u as a state carries it and a callback is built from it: no
+// user info, no fragment (which never reaches a server anyway), no default
+// port (the URLs registered in Authgear have none), and, when longer than
+// MaxReturnURL, without its query, then without its path: a very long deep
+// link lands on its page, or on its site, rather than breaking the sign-in.
+func Clean(u *url.URL) *url.URL {
 	c := *u
 	c.User, c.Fragment, c.RawFragment = nil, "", ""
+	if p := c.Port(); (c.Scheme == "https" && p == "443") || (c.Scheme == "http" && p == "80") {
+		c.Host = strings.TrimSuffix(c.Host, ":"+p)
+	}
 	if len(c.String()) > MaxReturnURL {
 		c.RawQuery, c.ForceQuery = "", false
 	}

@@ -187,17 +187,21 @@ func TestNewSignerRefuses(t *testing.T) {
 	}
 }
 
-func TestShorten(t *testing.T) {
+func TestClean(t *testing.T) {
 	long := strings.Repeat("q", MaxReturnURL)
 	for _, tc := range []struct{ in, want string }{
 		{"https://app.example.com/a?b=c#frag", "https://app.example.com/a?b=c"},
 		{"https://u:p@app.example.com/a", "https://app.example.com/a"},
+		{"https://app.example.com:443/a", "https://app.example.com/a"},
+		{"http://app.example.com:80/a", "http://app.example.com/a"},
+		{"http://app.example.com:443/a", "http://app.example.com:443/a"},
+		{"https://[::1]:443/a", "https://[::1]/a"},
 		{"https://app.example.com/page?x=" + long, "https://app.example.com/page"},
 		{"https://app.example.com/" + long + "?x=1", "https://app.example.com/"},
 	} {
-		got := Shorten(mustURL(t, tc.in)).String()
+		got := Clean(mustURL(t, tc.in)).String()
 		if got != tc.want {
-			t.Errorf("Shorten(%.60s...) = %.80s, want %s", tc.in, got, tc.want)
+			t.Errorf("Clean(%.60s...) = %.80s, want %s", tc.in, got, tc.want)
 		}
 	}
 }
