@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,9 +30,15 @@ var gateways = []gateway{
 // service (401 without credentials), i.e. its routes are loaded.
 func waitRouted(t *testing.T, p *process, base string) {
 	t.Helper()
+	waitRoutedHost(t, p, base, appHost)
+}
+
+// waitRoutedHost is waitRouted for an application at host.
+func waitRoutedHost(t *testing.T, p *process, base, host string) {
+	t.Helper()
 	waitFor(t, p, 30*time.Second, func() error {
 		req, _ := http.NewRequest(http.MethodGet, base+"/__e2e_ready", nil)
-		req.Host = appHost
+		req.Host = host
 		req.Header.Set("Accept", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -51,9 +58,10 @@ func waitRouted(t *testing.T, p *process, base string) {
 func startNginx(t *testing.T, st *stack) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_NGINX", "", "nginx", "/usr/sbin/nginx")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := st.port(t)
 	writeFile(t, filepath.Join(dir, "conf.d", "forwardauth.conf"), template(t, "nginx/forwardauth.conf",
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
+		"server_name "+appHost+";", "server_name "+strings.Join(st.publicHosts(), " ")+";",
 		"server forwardauth:8080;", "server "+st.service+";",
 		"server app:8080;", "server "+st.upstream.addr()+";",
 	))
@@ -75,7 +83,7 @@ http {
 	p := startProcess(t, "nginx", exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"),
 		"-g", fmt.Sprintf("daemon off; pid %s; error_log stderr;", filepath.Join(dir, "nginx.pid"))))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitRouted(t, p, base)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
 	return base
 }
 
@@ -83,10 +91,15 @@ http {
 func startTraefik(t *testing.T, st *stack) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_TRAEFIK", "traefik-"+traefikVersion, "traefik")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := st.port(t)
+	hosts := make([]string, 0, 2)
+	for _, h := range st.publicHosts() {
+		hosts = append(hosts, "Host(`"+h+"`)")
+	}
 	dynamic := filepath.Join(dir, "dynamic.yml")
 	writeFile(t, dynamic, template(t, "traefik/dynamic.yml",
-		"http://forwardauth:8080/", "http://"+st.service+"/",
+		"http://forwardauth:8080", "http://"+st.service,
+		"Host(`"+appHost+"`)", "("+strings.Join(hosts, " || ")+")",
 		"http://app:8080", "http://"+st.upstream.addr(),
 	))
 	static := filepath.Join(dir, "traefik.yml")
@@ -96,7 +109,7 @@ func startTraefik(t *testing.T, st *stack) string {
 	))
 	p := startProcess(t, "traefik", exec.Command(bin, "--configFile="+static))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitRouted(t, p, base)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
 	return base
 }
 
@@ -105,11 +118,16 @@ func startTraefik(t *testing.T, st *stack) string {
 func startCaddy(t *testing.T, st *stack) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_CADDY", "caddy-"+caddyVersion, "caddy")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := st.port(t)
+	sites := make([]string, 0, 2)
+	for _, h := range st.publicHosts() {
+		sites = append(sites, fmt.Sprintf("http://%s:%d", h, port))
+	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	writeFile(t, caddyfile, template(t, "caddy/Caddyfile",
-		appHost+" {", fmt.Sprintf("http://%s:%d {", appHost, port),
+		appHost+" {", strings.Join(sites, ", ")+" {",
 		"forward_auth forwardauth:8080 {", "forward_auth "+st.service+" {",
+		"reverse_proxy forwardauth:8080", "reverse_proxy "+st.service,
 		"reverse_proxy app:8080", "reverse_proxy "+st.upstream.addr(),
 	))
 	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
@@ -121,6 +139,6 @@ func startCaddy(t *testing.T, st *stack) string {
 	)
 	p := startProcess(t, "caddy", cmd)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitRouted(t, p, base)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
 	return base
 }

@@ -277,11 +277,17 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.setCookie(w, s.CookiePrefix+"session", "", http.SameSiteLaxMode, true)
 	s.setCookie(w, s.CookiePrefix+strictCookie, "", http.SameSiteStrictMode, true)
-	if !registered || target == "" {
+	u, err := url.Parse(target)
+	if !registered || target == "" || err != nil {
 		http.Redirect(w, r, "/settings", http.StatusFound)
 		return
 	}
-	back(w, r, target, nil, state)
+	if state != "" {
+		q := u.Query()
+		q.Set("state", state)
+		u.RawQuery = q.Encode()
+	}
+	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
 var confirmTemplate = template.Must(template.New("confirm").Parse(`<!doctype html>
@@ -318,8 +324,8 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, sameSite h
 	http.SetCookie(w, c)
 }
 
-// back redirects to target (a registered URI, used as is) with params, state
-// when there is one, and x_traceparent, which Authgear adds.
+// back redirects to target (a registered redirect URI) with params, state
+// when there is one, and x_traceparent, which Authgear's authorize adds.
 func back(w http.ResponseWriter, r *http.Request, target string, params url.Values, state string) {
 	u, err := url.Parse(target)
 	if err != nil {
