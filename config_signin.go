@@ -30,9 +30,6 @@ func (c *config) validateSignin() error {
 		return joinErrors(errs)
 	}
 
-	if c.LoginURL != "" {
-		bad("LOGIN_URL and AUTHGEAR_CLIENT_ID are both set: use LOGIN_URL for a sign-in page of your own, or AUTHGEAR_CLIENT_ID for Authgear's, not both")
-	}
 	switch {
 	case c.SigninStateSecret == "":
 		bad("SIGNIN_STATE_SECRET is required with AUTHGEAR_CLIENT_ID: 32+ characters, the same on every replica (e.g. openssl rand -hex 32)")

@@ -39,8 +39,6 @@ func TestSigninConfigErrorsNameEveryPiece(t *testing.T) {
 			[]string{"SIGNIN_STATE_SECRET is set but AUTHGEAR_CLIENT_ID is not"}},
 		{"all three without a client id", map[string]string{"AUTHGEAR_CLIENT_ID": "-", "SIGNIN_CALLBACK_URL": "https://app.example.com/_forwardauth/callback"},
 			[]string{"SIGNIN_STATE_SECRET is set", "SIGNOUT_REDIRECT_URL is set", "SIGNIN_CALLBACK_URL is set"}},
-		{"LOGIN_URL as well", map[string]string{"LOGIN_URL": "https://auth.example.com/login"},
-			[]string{"LOGIN_URL and AUTHGEAR_CLIENT_ID are both set"}},
 		{"callback elsewhere than /_forwardauth/callback", map[string]string{"SIGNIN_CALLBACK_URL": "https://app.example.com/callback"},
 			[]string{"SIGNIN_CALLBACK_URL=\"https://app.example.com/callback\": must be https://<host>/_forwardauth/callback"}},
 		{"callback with a query", map[string]string{"SIGNIN_CALLBACK_URL": "https://app.example.com/_forwardauth/callback?x=1"},
@@ -75,6 +73,7 @@ func TestSigninConfigAccepted(t *testing.T) {
 		"per-host callbacks": {},
 		"one callback":       {"SIGNIN_CALLBACK_URL": "https://app.example.com/_forwardauth/callback", "SIGNIN_STATE_TTL": "5m"},
 		"hosts with ports":   {"LOGIN_RETURN_HOSTS": "app.example.test:8443,*.example.test:8443"},
+		"a page of its own":  {"LOGIN_URL": "https://www.example.com/welcome"},
 	} {
 		c, err := loadConfig(signinEnv(kv))
 		if err != nil {

@@ -14,8 +14,10 @@ type LoginConfig struct {
 	// ReturnHosts are the hosts a return URL may point at ("*.example.com"
 	// for any subdomain): a login link can never send a user elsewhere.
 	ReturnHosts []string
-	// Signin, when set (and URL is not), sends browsers to Authgear's
-	// authorize endpoint instead (AUTHGEAR_CLIENT_ID).
+	// Signin, when set and URL is not, sends browsers to Authgear's
+	// authorize endpoint instead (AUTHGEAR_CLIENT_ID). With both, URL is a
+	// page of the operator's own, which may send the browser on through
+	// /_forwardauth/sign_in?rd=.
 	Signin *SigninConfig
 }
 

@@ -307,6 +307,22 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, step, outcome st
 	return -1
 }
 
+func TestLoginURLWithSignin(t *testing.T) {
+	login := signinLogin(t, newClock(), "")
+	login.URL, _ = url.Parse("https://www.example/welcome")
+	login.ReturnParam = "return_to"
+	s := newStack(t, stackOptions{trusted: testProxies, login: login})
+	w := s.do("GET", "/auth", browserHeader(traefikOriginal("https", "app.example", "/deep")...))
+	if got := w.Header().Get("Location"); w.Code != 302 || got != "https://www.example/welcome?return_to=https%3A%2F%2Fapp.example%2Fdeep" {
+		t.Fatalf("status %d, Location %q; want LOGIN_URL's page", w.Code, got)
+	}
+	// The page's "Sign in" link goes on through the service.
+	w = s.do("GET", "/_forwardauth/sign_in?rd="+url.QueryEscape("https://app.example/deep"), nil)
+	if _, deep := authorizeOf(t, login, w.Header().Get("Location")); w.Code != 302 || deep != "https://app.example/deep" {
+		t.Fatalf("sign_in: status %d, deep link %q", w.Code, deep)
+	}
+}
+
 func TestSigninRoutesOffWithoutClientID(t *testing.T) {
 	loginURL, _ := url.Parse("https://auth.example/login")
 	s := newStack(t, stackOptions{trusted: testProxies, login: LoginConfig{URL: loginURL, ReturnParam: "return_to", ReturnHosts: []string{"app.example"}}})
