@@ -5,6 +5,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -121,9 +123,26 @@ func stubService(t *testing.T) *recorder {
 	})
 }
 
+// appRecorder stands in for the application: 200 "the application", or for
+// a WebSocket upgrade a 101, then "echo:" and the first bytes it reads.
 func appRecorder(t *testing.T) *recorder {
 	return newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "the application")
+		if r.Header.Get("Upgrade") == "" {
+			_, _ = io.WriteString(w, "the application")
+			return
+		}
+		conn, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
+		_ = rw.Flush()
+		buf := make([]byte, 64)
+		n, _ := rw.Read(buf)
+		_, _ = conn.Write(append([]byte("echo:"), buf[:n]...))
 	})
 }
 
@@ -471,6 +490,44 @@ func TestHAProxy(t *testing.T) {
 					t.Errorf("identity headers %v", got)
 				}
 			}
+		}
+	})
+
+	t.Run("a WebSocket upgrade goes through, checked and with the identity headers", func(t *testing.T) {
+		id := "haproxy-websocket"
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+		_, err = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: "+appHost+"\r\n"+requestIDHeader+": "+id+"\r\nUpgrade: websocket\r\n"+
+			"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX_Authgear_User_Id: admin\r\n\r\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status %d, want 101", resp.StatusCode)
+		}
+		_, _ = io.WriteString(conn, "hello")
+		echoed, _ := io.ReadAll(br)
+		if string(echoed) != "echo:hello" {
+			t.Errorf("through the tunnel: %q, want echo:hello", echoed)
+		}
+		if len(svc.got(id)) != 1 {
+			t.Errorf("the service was asked %d times, want 1", len(svc.got(id)))
+		}
+		got := app.got(id)
+		if len(got) != 1 {
+			t.Fatalf("the application got %d requests, want 1", len(got))
+		}
+		if ids := identityHeaders(got[0].header); fmt.Sprint(ids) != fmt.Sprint(map[string][]string{"X-Authgear-User-Id": {"stub-user"}}) {
+			t.Errorf("the application saw %v", ids)
 		}
 	})
 
