@@ -1,4 +1,4 @@
--- authgear-forwardauth for HAProxy 2.5 or later (CI runs Debian 12's 2.6),
+-- authgear-forwardauth for HAProxy 2.6 or later (CI runs Debian 12's 2.6.12),
 -- with HAProxy's own HTTP client and no other library. It adds one action:
 --
 --   http-request lua.forwardauth <auth URL>
@@ -14,7 +14,7 @@
 -- allow.
 
 if not core.httpclient then
-  error("forwardauth.lua needs HAProxy 2.5 or later (core.httpclient)")
+  error("forwardauth.lua needs HAProxy 2.6 or later (core.httpclient)")
 end
 
 -- Client headers not passed to the service: hop-by-hop ones, the body's
