@@ -351,6 +351,23 @@ func TestHAProxy(t *testing.T) {
 		if s.method != "GET" || s.uri != "/auth" || s.body != "" {
 			t.Errorf("the service got %s %s with body %q, want GET /auth without one", s.method, s.uri, s.body)
 		}
+
+		// A body: the call has none, and says how long the original's is.
+		r, _ = haproxyRequest(t, c, base, "POST", "/form", strings.NewReader("a=1"),
+			"Content-Type", "application/x-www-form-urlencoded", "X-Original-Content-Length", "0")
+		if e := atApp(t, r); e.body != "a=1" {
+			t.Errorf("the application got body %q", e.body)
+		}
+		calls = svc.got(r.id)
+		if len(calls) != 1 {
+			t.Fatalf("the service got %d calls, want 1", len(calls))
+		}
+		s = calls[0]
+		if s.method != "GET" || s.body != "" || s.length > 0 || s.header.Get("X-Forwarded-Method") != "POST" ||
+			fmt.Sprint(s.header.Values("X-Original-Content-Length")) != "[3]" || s.header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+			t.Errorf("the service got %s, length %d, body %q, X-Forwarded-Method %q, X-Original-Content-Length %q, Content-Type %q",
+				s.method, s.length, s.body, s.header.Get("X-Forwarded-Method"), s.header.Values("X-Original-Content-Length"), s.header.Get("Content-Type"))
+		}
 	})
 
 	t.Run("refusals reach the client as the service sent them, never the application", func(t *testing.T) {

@@ -57,8 +57,9 @@ end
 
 local function forwardauth(txn, url)
   local http = txn.http
+  local request = http:req_get_headers()
   local headers = {}
-  for name, values in pairs(http:req_get_headers()) do
+  for name, values in pairs(request) do
     if identity_header(name) then
       -- haproxy.cfg already removed these; this is a second line of defence.
       http:req_del_header(name)
@@ -75,9 +76,13 @@ local function forwardauth(txn, url)
   headers["x-forwarded-proto"] = { txn.sf:ssl_fc() == "1" and "https" or "http" }
   headers["x-forwarded-uri"] = { txn.sf:pathq() }
   headers["x-forwarded-for"] = { txn.sf:src() }
-  local host = txn.sf:req_hdr("host")
-  if host ~= nil and host ~= "" then
-    headers["x-forwarded-host"] = { host }
+  if request["host"] ~= nil then
+    headers["x-forwarded-host"] = { request["host"][0] }
+  end
+  -- The body the call does not carry (the service passes a CORS preflight
+  -- only without one; haproxy.cfg refuses such an OPTIONS already).
+  if request["content-length"] ~= nil then
+    headers["x-original-content-length"] = { request["content-length"][0] }
   end
 
   -- Each try may take this long; HAProxy's client tries up to 4 times when
