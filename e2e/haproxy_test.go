@@ -149,7 +149,7 @@ func appRecorder(t *testing.T) *recorder {
 // haproxyRequest sends a request through HAProxy with Host app.example.com
 // and a fresh X-E2e-Request-Id; headers are set as spelled (no
 // canonicalization), name then value.
-func haproxyRequest(t *testing.T, c *http.Client, base, method, uri string, body io.Reader, headers ...string) (result, *http.Request) {
+func haproxyRequest(t *testing.T, c *http.Client, base, method, uri string, body io.Reader, headers ...string) result {
 	t.Helper()
 	requestSeq.Lock()
 	requestSeq.n++
@@ -175,7 +175,7 @@ func haproxyRequest(t *testing.T, c *http.Client, base, method, uri string, body
 	if err != nil {
 		t.Fatal(err)
 	}
-	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}, req
+	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}
 }
 
 // rawRequest writes request (a whole HTTP/1.1 request head, with
@@ -248,7 +248,7 @@ func TestHAProxy(t *testing.T) {
 	}
 	get := func(t *testing.T, uri string, headers ...string) result {
 		t.Helper()
-		r, _ := haproxyRequest(t, c, base, "GET", uri, nil, headers...)
+		r := haproxyRequest(t, c, base, "GET", uri, nil, headers...)
 		return r
 	}
 	onlyAtService := func(t *testing.T, r result) {
@@ -353,7 +353,7 @@ func TestHAProxy(t *testing.T) {
 		}
 
 		// A body: the call has none, and says how long the original's is.
-		r, _ = haproxyRequest(t, c, base, "POST", "/form", strings.NewReader("a=1"),
+		r = haproxyRequest(t, c, base, "POST", "/form", strings.NewReader("a=1"),
 			"Content-Type", "application/x-www-form-urlencoded", "X-Original-Content-Length", "0")
 		if e := atApp(t, r); e.body != "a=1" {
 			t.Errorf("the application got body %q", e.body)
@@ -450,12 +450,12 @@ func TestHAProxy(t *testing.T) {
 
 	t.Run("an OPTIONS with a body is refused; a preflight is not", func(t *testing.T) {
 		preflight := []string{"Origin", "https://other.example", "Access-Control-Request-Method", "POST"}
-		r, _ := haproxyRequest(t, c, base, "OPTIONS", "/api", strings.NewReader("a=1"), preflight...)
+		r := haproxyRequest(t, c, base, "OPTIONS", "/api", strings.NewReader("a=1"), preflight...)
 		if r.status != http.StatusBadRequest {
 			t.Errorf("OPTIONS with a body: %d, want 400", r.status)
 		}
 		nowhere(t, r)
-		r, _ = haproxyRequest(t, c, base, "OPTIONS", "/api", nil, preflight...)
+		r = haproxyRequest(t, c, base, "OPTIONS", "/api", nil, preflight...)
 		if e := atApp(t, r); e.method != "OPTIONS" {
 			t.Errorf("the application got %s", e.method)
 		}
@@ -476,27 +476,26 @@ func TestHAProxy(t *testing.T) {
 		p := new(http.Protocols)
 		p.SetUnencryptedHTTP2(true)
 		h2 := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Protocols: p}}
-		trailer := func(body io.Reader, length int64) (result, http.Header) {
+		trailer := func(body io.Reader, length int64) result {
 			req, _ := http.NewRequest("POST", base+"/upload", body)
 			req.ContentLength = length
 			req.Trailer = http.Header{"X-Authgear-User-Id": {"admin"}, "X-Other-Trailer": {"x"}}
-			r, _ := haproxyRequestH2(t, h2, req)
-			return r, req.Trailer
+			return haproxyRequestH2(t, h2, req)
 		}
 		// A body of unknown length: refused.
-		r, _ := trailer(io.MultiReader(strings.NewReader("abc")), -1)
+		r := trailer(io.MultiReader(strings.NewReader("abc")), -1)
 		if r.status != http.StatusLengthRequired {
 			t.Errorf("HTTP/2 body of unknown length: %d, want 411", r.status)
 		}
 		nowhere(t, r)
 		// No body, trailers only: passed with Content-Length: 0, without them.
-		r, _ = trailer(io.MultiReader(), -1)
+		r = trailer(io.MultiReader(), -1)
 		e := atApp(t, r)
 		if len(e.trailer) != 0 || e.body != "" || e.length != 0 {
 			t.Errorf("the application got trailers %v, body %q, length %d", e.trailer, e.body, e.length)
 		}
 		// A body of declared length: passed without its trailers.
-		r, _ = trailer(strings.NewReader("abc"), 3)
+		r = trailer(strings.NewReader("abc"), 3)
 		e = atApp(t, r)
 		if len(e.trailer) != 0 || e.body != "abc" {
 			t.Errorf("the application got trailers %v, body %q", e.trailer, e.body)
@@ -563,7 +562,7 @@ func TestHAProxy(t *testing.T) {
 
 // haproxyRequestH2 sends req (to HAProxy, over HTTP/2) with Host
 // app.example.com and a fresh X-E2e-Request-Id.
-func haproxyRequestH2(t *testing.T, c *http.Client, req *http.Request) (result, *http.Request) {
+func haproxyRequestH2(t *testing.T, c *http.Client, req *http.Request) result {
 	t.Helper()
 	requestSeq.Lock()
 	requestSeq.n++
@@ -580,7 +579,7 @@ func haproxyRequestH2(t *testing.T, c *http.Client, req *http.Request) (result, 
 		t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}, req
+	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}
 }
 
 // TestHAProxyFailsClosed: a service that does not answer in time, a service
@@ -592,7 +591,7 @@ func TestHAProxyFailsClosed(t *testing.T) {
 	c := &http.Client{Timeout: 60 * time.Second}
 	check := func(t *testing.T, base, uri string, answer string, want func(int) bool) {
 		t.Helper()
-		r, _ := haproxyRequest(t, c, base, "GET", uri, nil, stubAnswerHeader, answer)
+		r := haproxyRequest(t, c, base, "GET", uri, nil, stubAnswerHeader, answer)
 		if !want(r.status) {
 			t.Errorf("GET %s (%s): status %d", uri, answer, r.status)
 		}
@@ -621,7 +620,7 @@ func TestHAProxyFailsClosed(t *testing.T) {
 			`http-request lua.forwardauth "http://`+svc.addr()+`/auth?roles=admin" if admin_route`, "")
 		check(t, base, "/admin/x", "", func(s int) bool { return s == http.StatusInternalServerError })
 		// The other routes still work.
-		r, _ := haproxyRequest(t, c, base, "GET", "/hello", nil)
+		r := haproxyRequest(t, c, base, "GET", "/hello", nil)
 		if r.status != http.StatusOK || len(app.got(r.id)) != 1 {
 			t.Errorf("GET /hello: %d, application reached %d times", r.status, len(app.got(r.id)))
 		}

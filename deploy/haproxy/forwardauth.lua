@@ -46,7 +46,8 @@ local function identity_header(name)
   return name:find("^[^a-z0-9]*x") ~= nil and name:gsub("[^a-z0-9]", ""):sub(1, 9) == "xauthgear"
 end
 
--- HAProxy's header tables list the values of a name from index 0.
+-- The values of a header name in HAProxy's tables: from index 0 (request
+-- headers, and the client's answers in 2.6), or from 1; both are read.
 local function each_value(values, fn)
   for i = 0, #values do
     if values[i] ~= nil then
