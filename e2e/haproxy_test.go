@@ -475,12 +475,16 @@ func TestHAProxy(t *testing.T) {
 		// HTTP bind).
 		p := new(http.Protocols)
 		p.SetUnencryptedHTTP2(true)
-		h2 := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Protocols: p}}
 		trailer := func(body io.Reader, length int64) result {
+			// A connection of its own: HAProxy closes one (GOAWAY) after
+			// refusing a request whose body it did not read, and a request
+			// on it could not be retried with its body.
+			tr := &http.Transport{Protocols: p}
+			defer tr.CloseIdleConnections()
 			req, _ := http.NewRequest("POST", base+"/upload", body)
 			req.ContentLength = length
 			req.Trailer = http.Header{"X-Authgear-User-Id": {"admin"}, "X-Other-Trailer": {"x"}}
-			return haproxyRequestH2(t, h2, req)
+			return haproxyRequestH2(t, &http.Client{Timeout: 30 * time.Second, Transport: tr}, req)
 		}
 		// A body of unknown length: refused.
 		r := trailer(io.MultiReader(strings.NewReader("abc")), -1)
