@@ -140,6 +140,7 @@ func TestPreflight(t *testing.T) {
 		{"X-HTTP-Method-Override", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "X-HTTP-Method-Override", "POST"), false},
 		{"X-HTTP-Method", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "X-HTTP-Method", "DELETE"), false},
 		{"X-Method-Override", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "X-Method-Override", "PUT"), false},
+		{"X_HTTP_Method_Override (CGI spelling)", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "X_HTTP_Method_Override", "POST"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -114,15 +114,17 @@ func ambiguousOriginal(h http.Header) bool {
 // they can; one that reaches the service came from the client.
 func clientIdentityHeader(h http.Header) bool {
 	for name := range h {
-		if len(name) >= len("xauthgear") && (name[0] == 'X' || name[0] == 'x') && identityPrefix(name) {
+		if len(name) >= len("xauthgear") && lettersHavePrefix(name, "xauthgear") {
 			return true
 		}
 	}
 	return false
 }
 
-func identityPrefix(name string) bool {
-	const want = "xauthgear"
+// lettersHavePrefix reports whether name's letters and digits, lower-cased,
+// start with want (lower-case letters and digits): how CGI-style servers
+// see a header name, separators and case aside.
+func lettersHavePrefix(name, want string) bool {
 	n := 0
 	for i := 0; i < len(name) && n < len(want); i++ {
 		c := name[i]
@@ -139,9 +141,27 @@ func identityPrefix(name string) bool {
 	return n == len(want)
 }
 
-// methodOverrideHeaders make frameworks treat a request as another method:
+// lettersEqual: name's letters and digits, lower-cased, are exactly want.
+func lettersEqual(name, want string) bool {
+	if !lettersHavePrefix(name, want) {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(name); i++ {
+		if c := name[i] | 0x20; 'a' <= c && c <= 'z' || '0' <= name[i] && name[i] <= '9' {
+			n++
+		}
+	}
+	return n == len(want)
+}
+
+// methodOverride reports whether a header name makes frameworks treat a
+// request as another method (X-HTTP-Method-Override, X-HTTP-Method,
+// X-Method-Override, in any spelling a CGI-style server folds into one):
 // a "preflight" carrying one is not a preflight.
-var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+func methodOverride(name string) bool {
+	return lettersEqual(name, "xhttpmethodoverride") || lettersEqual(name, "xhttpmethod") || lettersEqual(name, "xmethodoverride")
+}
 
 // realPreflight reports whether the original request is exactly a CORS
 // preflight: OPTIONS with Origin and Access-Control-Request-Method, no
@@ -153,8 +173,8 @@ func realPreflight(r *http.Request, o original) bool {
 		h.Get("Content-Type") != "" {
 		return false
 	}
-	for _, name := range methodOverrideHeaders {
-		if _, ok := h[name]; ok {
+	for name := range h {
+		if methodOverride(name) {
 			return false
 		}
 	}

@@ -114,11 +114,25 @@ func TestAmbiguousEscapeTableMatchesRegex(t *testing.T) {
 	}
 }
 
+func TestMethodOverrideSpellings(t *testing.T) {
+	for _, name := range []string{"X-Http-Method-Override", "X_HTTP_Method_Override", "X.HTTP.Method.Override", "x-http-method",
+		"X-Method-Override", "XMETHODOVERRIDE", "-X-HTTP-Method"} {
+		if !methodOverride(name) {
+			t.Errorf("%q not recognised as a method override", name)
+		}
+	}
+	for _, name := range []string{"X-Http-Method-Overrides", "X-Http", "Method-Override", "X-Http-Methodology", "Origin"} {
+		if methodOverride(name) {
+			t.Errorf("%q taken for a method override", name)
+		}
+	}
+}
+
 func TestClientIdentityHeader(t *testing.T) {
 	forged := []string{
 		"X-Authgear-User-Id", "x-authgear-user-id", "X_Authgear_User_Id", "X.Authgear.User.Id",
 		"XAuthgearUserId", "X-AUTHGEAR-SESSION-VALID", "X--Authgear--Roles", "X-Authgear-Jwt-Assertion",
-		"x_authgear", "X-Authgear-Anything-New", "X-Au.th_gear-User",
+		"x_authgear", "X-Authgear-Anything-New", "X-Au.th_gear-User", "-X-Authgear-User-Id", "_X_Authgear_User_Roles", ".x.authgear",
 	}
 	for _, name := range forged {
 		if !clientIdentityHeader(http.Header{name: {"admin"}}) {
