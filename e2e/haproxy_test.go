@@ -178,9 +178,9 @@ func haproxyRequest(t *testing.T, c *http.Client, base, method, uri string, body
 	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-// rawRequest writes request (a whole HTTP/1.1 request head, with
+// rawStatus writes request (a whole HTTP/1.1 request head, with
 // "\r\n" line ends) to HAProxy and returns the answer's status.
-func rawRequest(t *testing.T, base, request string) int {
+func rawStatus(t *testing.T, base, request string) int {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
 	if err != nil {
@@ -415,7 +415,7 @@ func TestHAProxy(t *testing.T) {
 			"/a%7e", "/a%2D", "/x%zz", "/x%4", "*", "/x\x80", "/x\x7f",
 		} {
 			id := fmt.Sprintf("haproxy-raw-%d", i)
-			status := rawRequest(t, base, "GET "+target+" HTTP/1.1\r\nHost: "+appHost+"\r\n"+requestIDHeader+": "+id+"\r\nConnection: close\r\n\r\n")
+			status := rawStatus(t, base, "GET "+target+" HTTP/1.1\r\nHost: "+appHost+"\r\n"+requestIDHeader+": "+id+"\r\nConnection: close\r\n\r\n")
 			if status != http.StatusBadRequest {
 				t.Errorf("GET %q: status %d, want 400", target, status)
 			}
@@ -464,7 +464,7 @@ func TestHAProxy(t *testing.T) {
 	t.Run("client trailers never reach the application", func(t *testing.T) {
 		// HTTP/1.1: a chunked body (the only kind with trailers) is refused.
 		id := "haproxy-chunked"
-		status := rawRequest(t, base, "POST /upload HTTP/1.1\r\nHost: "+appHost+"\r\n"+requestIDHeader+": "+id+
+		status := rawStatus(t, base, "POST /upload HTTP/1.1\r\nHost: "+appHost+"\r\n"+requestIDHeader+": "+id+
 			"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\na\r\n0\r\nX-Authgear-User-Id: admin\r\n\r\n")
 		if status != http.StatusLengthRequired {
 			t.Errorf("chunked POST: %d, want 411", status)
