@@ -32,9 +32,9 @@ export CGO_ENABLED=0
 # --- promtool -----------------------------------------------------------------
 # Built as a tool of the nested module tools/prometheus, whose go.mod pins
 # github.com/prometheus/prometheus: module v0.316.0 is Prometheus 3.16.0.
-prom_module=$(awk '{ for (i = 1; i < NF; i++) if ($i == "github.com/prometheus/prometheus") { print $(i + 1); exit } }' \
-	"$root/tools/prometheus/go.mod")
-[ -n "$prom_module" ] || { echo "ops-tools: no github.com/prometheus/prometheus in tools/prometheus/go.mod" >&2; exit 1; }
+prom_module=$(awk '$1 == "github.com/prometheus/prometheus" { print $2; exit }
+	$1 == "require" && $2 == "github.com/prometheus/prometheus" { print $3; exit }' "$root/tools/prometheus/go.mod")
+[[ $prom_module =~ ^v0\.[0-9]+\.[0-9]+$ ]] || { echo "ops-tools: no release of github.com/prometheus/prometheus in tools/prometheus/go.mod: '$prom_module'" >&2; exit 1; }
 IFS=. read -r _ prom_minor prom_patch <<<"${prom_module#v}"
 prom_version=$((prom_minor / 100)).$((prom_minor % 100)).$prom_patch
 promtool_bin=$cache/promtool-$prom_module
