@@ -85,7 +85,7 @@ func liveMetrics(t *testing.T) Exported {
 	// Malformed: two Authorization headers.
 	s.auth("", 401, http.Header{"Authorization": {"Bearer a", "Bearer b"}})
 	// A CORS preflight, described by the gateway.
-	s.auth("", 200, http.Header{"Access-Control-Request-Method": {"GET"}, "X-Forwarded-Method": {"OPTIONS"}})
+	s.auth("", 200, http.Header{"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"GET"}, "X-Forwarded-Method": {"OPTIONS"}})
 
 	// A Redis hit: once the in-process copy (LOCAL_CACHE_TTL) is gone.
 	s.until("a Redis hit", func() bool {
