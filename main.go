@@ -160,6 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	deps := handler.Deps{Decider: c, Purger: purger, Logger: logger, Registry: reg}
 	if redisTier != nil {
 		deps.Redis = redisTier
+		reg.MustRegister(redisTier.SubscriptionGauge())
 		cache.StartListening(background, redisTier, revoker.Deny, caches...)
 	}
 	srv := &http.Server{
@@ -169,7 +170,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				CookiePrefix:   cfg.CookiePrefix,
 				TrustedProxies: cfg.proxies,
 				AllowPreflight: cfg.AllowPreflight,
-				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts},
+				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts, Signin: cfg.signin},
 				JWT:            jwtCfg,
 				Assertion:      asserter,
 			},

@@ -247,7 +247,7 @@ func identityForged(v *cgiView, want *resolver.Identity) []string {
 		if !strings.HasPrefix(squashed(f.Name), "xauthgear") {
 			continue
 		}
-		if f.Name == headerAssertion {
+		if strings.EqualFold(f.Name, headerAssertion) {
 			assertions = append(assertions, f.Value)
 			continue
 		}

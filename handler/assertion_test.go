@@ -43,8 +43,8 @@ func newTestIssuer(t testing.TB) *assertion.Issuer {
 	return iss
 }
 
-// traefikOriginal is what Traefik and Caddy send about the original request.
-func traefikOriginal(host string) []string {
+// forwardedOriginal is what Traefik and Caddy send about the original request.
+func forwardedOriginal(host string) []string {
 	return []string{"X-Forwarded-Method", "GET", "X-Forwarded-Proto", "https", "X-Forwarded-Host", host, "X-Forwarded-Uri", "/page?x=1"}
 }
 
@@ -83,15 +83,15 @@ func TestAssertionAudience(t *testing.T) {
 		header []string
 		aud    string // "" : the header is present and empty
 	}{
-		{"Traefik/Caddy: X-Forwarded-Host", traefikOriginal("App.Example.com:8443"), "app.example.com:8443"},
+		{"Traefik/Caddy: X-Forwarded-Host", forwardedOriginal("App.Example.com:8443"), "app.example.com:8443"},
 		{"nginx: the host of X-Original-URL", []string{"X-Original-Method", "GET", "X-Original-URI", "/p", "X-Original-URL", "https://app.example.com/p"}, "app.example.com"},
 		{"ingress-nginx: X-Original-URL alone", []string{"X-Original-Method", "GET", "X-Original-URL", "http://app.example.com/"}, "app.example.com"},
 		{"nginx: X-Original-URI and X-Forwarded-Host", []string{"X-Original-URI", "/p", "X-Forwarded-Host", "app.example.com"}, "app.example.com"},
 		{"no original request", nil, ""},
 		{"a host but no URI", []string{"X-Forwarded-Host", "app.example.com"}, ""},
-		{"both conventions: ambiguous", append(traefikOriginal("a.example"), "X-Original-URL", "https://b.example/"), ""},
+		{"both conventions: ambiguous", append(forwardedOriginal("a.example"), "X-Original-URL", "https://b.example/"), ""},
 		{"userinfo in the original URL", []string{"X-Original-URL", "https://user@app.example.com/"}, ""},
-		{"a list of hosts", traefikOriginal("a.example, b.example"), ""},
+		{"a list of hosts", forwardedOriginal("a.example, b.example"), ""},
 		{"a space in the original host", []string{"X-Original-URL", "https://app.exa mple.com/"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,7 +122,7 @@ func TestAssertionAudience(t *testing.T) {
 
 func TestAssertionNeedsATrustedGateway(t *testing.T) {
 	s := newStack(t, stackOptions{assertion: newTestIssuer(t)}) // trusts nobody
-	w := s.do("GET", "/auth", hdr(append([]string{"Authorization", "Bearer alice-token"}, traefikOriginal("app.example.com")...)...))
+	w := s.do("GET", "/auth", hdr(append([]string{"Authorization", "Bearer alice-token"}, forwardedOriginal("app.example.com")...)...))
 	if w.Code != 200 || w.Header().Get(HeaderJWTAssertion) != "" {
 		t.Fatalf("status %d, assertion %q: want 200 and none", w.Code, w.Header().Get(HeaderJWTAssertion))
 	}
@@ -130,7 +130,7 @@ func TestAssertionNeedsATrustedGateway(t *testing.T) {
 
 func TestAssertionOptionalAndRefusals(t *testing.T) {
 	s := newStack(t, stackOptions{assertion: newTestIssuer(t), trusted: testPeer})
-	orig := traefikOriginal("app.example.com")
+	orig := forwardedOriginal("app.example.com")
 	// optional, nobody signed in: every identity header empty, this one too.
 	w := s.do("GET", "/auth?optional", hdr(orig...))
 	if v, ok := w.Result().Header[HeaderJWTAssertion]; w.Code != 200 || !ok || v[0] != "" {
@@ -165,7 +165,7 @@ func TestAssertionOptionalAndRefusals(t *testing.T) {
 
 func TestAssertionOffChangesNothing(t *testing.T) {
 	s := newStack(t, stackOptions{trusted: testPeer, preflight: true})
-	orig := traefikOriginal("app.example.com")
+	orig := forwardedOriginal("app.example.com")
 	for _, tc := range []struct {
 		target string
 		header []string
@@ -203,7 +203,7 @@ func TestJWKSEndpoint(t *testing.T) {
 func TestAssertionReusedThenDroppedByPurge(t *testing.T) {
 	iss := newTestIssuer(t)
 	s := newStack(t, stackOptions{assertion: iss, trusted: testPeer})
-	req := hdr(append([]string{"Authorization", "Bearer alice-token"}, traefikOriginal("app.example.com")...)...)
+	req := hdr(append([]string{"Authorization", "Bearer alice-token"}, forwardedOriginal("app.example.com")...)...)
 	get := func() string {
 		t.Helper()
 		w := s.do("GET", "/auth", req)
@@ -247,7 +247,7 @@ func TestAssertionFailureIsA500WithoutIdentity(t *testing.T) {
 	h := New(Config{Auth: AuthConfig{TrustedProxies: testPeer, Assertion: failingAsserter{}}},
 		Deps{Decider: decisionFunc(func() *resolver.Decision { return resolver.Allow(alice, time.Time{}) }), Logger: discard, Registry: prometheus.NewRegistry()})
 	r := httptest.NewRequest("GET", "/auth", nil)
-	for k, v := range hdr(append([]string{"Authorization", "Bearer alice-token"}, traefikOriginal("app.example.com")...)...) {
+	for k, v := range hdr(append([]string{"Authorization", "Bearer alice-token"}, forwardedOriginal("app.example.com")...)...) {
 		r.Header[k] = v
 	}
 	w := httptest.NewRecorder()
@@ -356,7 +356,7 @@ func (f decisionFunc) Decide(context.Context, resolver.Request) (*resolver.Decis
 func benchRequestFromGateway() *http.Request {
 	r := benchRequest()
 	r.RemoteAddr = "10.0.0.7:41000"
-	o := traefikOriginal("app.example.com")
+	o := forwardedOriginal("app.example.com")
 	for i := 0; i < len(o); i += 2 {
 		r.Header.Set(o[i], o[i+1])
 	}
