@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -423,14 +424,34 @@ func BenchmarkAssertionSign(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			id := alice
+			n := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				// A new decision each time: nothing to reuse.
-				if v, err := iss.Assertion(resolver.Allow(alice, time.Time{}), "app.example.com"); err != nil || v == nil {
+				// A new decision of a new user each time: nothing to reuse.
+				n++
+				id.UserID = strconv.Itoa(n)
+				if v, err := iss.Assertion(resolver.Allow(id, time.Time{}), "app.example.com"); err != nil || v == nil {
 					b.Fatal(err)
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAssertionTakeOver is a new decision saying the same as one
+// already asserted (a replica reloading it from Redis every
+// LOCAL_CACHE_TTL): its token is taken over, not signed again.
+func BenchmarkAssertionTakeOver(b *testing.B) {
+	iss := newTestIssuer(b)
+	if v, err := iss.Assertion(resolver.Allow(alice, time.Time{}), "app.example.com"); err != nil || v == nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v, err := iss.Assertion(resolver.Allow(alice, time.Time{}), "app.example.com"); err != nil || v == nil {
+			b.Fatal(err)
+		}
 	}
 }
 
