@@ -31,7 +31,7 @@ const minRSABits = 2048
 // Algorithms lists the signature algorithms a key in the file may have, with
 // the key each needs. ES256 is what genkey makes and what every verifier
 // supports; RSA is accepted for verifiers that know nothing else, at a
-// signing cost about fifty times ES256's.
+// signing cost some twenty-five times ES256's (BENCHMARKS.md).
 var Algorithms = []string{"ES256 (EC P-256)", "ES384 (EC P-384)", "ES512 (EC P-521)", "EdDSA (OKP Ed25519)", "RS256 (RSA 2048+)", "PS256 (RSA 2048+)"}
 
 // Keys is a loaded key file: the first key signs, all of them verify.
