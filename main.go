@@ -22,6 +22,7 @@ import (
 
 	"github.com/authgear/authgear-forwardauth/cache"
 	"github.com/authgear/authgear-forwardauth/handler"
+	"github.com/authgear/authgear-forwardauth/perclient"
 	"github.com/authgear/authgear-forwardauth/resolver"
 )
 
@@ -61,11 +62,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CookiePrefix: cfg.CookiePrefix,
 		Timeout:      cfg.ResolverTimeout,
 	}, resolver.NewHTTPClient(cfg.ResolverTimeout), logger, reg)
-	guarded := resolver.NewGuard(client, resolver.GuardConfig{
+	guard := resolver.NewGuard(client, resolver.GuardConfig{
 		MaxConcurrent: cfg.ResolverMaxConcurrent,
 		BreakAfter:    cfg.ResolverBreakAfter,
 		Cooldown:      cfg.ResolverCooldown,
 	}, reg)
+	// In front of the Guard: only calls that would reach Authgear are charged
+	// to their client, and a refusal never counts as Authgear failing.
+	guarded := perclient.New(guard, perclient.Config{
+		Rate:           float64(cfg.ResolverClientRate),
+		Burst:          cfg.ResolverClientBurst,
+		TrustedProxies: cfg.proxies,
+	}, logger, guard.Rejected("client_rate"))
 
 	localTTL := cfg.CacheTTL + cfg.StaleIfError // without Redis, the in-process tier is the cache
 	var shared cache.Tier
@@ -107,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// tokens; the deny list blocks those revoked since they were issued.
 	var jwtCfg handler.JWTConfig
 	revoker := cache.Revoker{Main: c}
-	caches := []*cache.Cache{c}
+	caches := []cache.Purgeable{c}
 	if cfg.jwtMode != handler.JWTOff {
 		discovery := cfg.endpoint.JoinPath("/.well-known/openid-configuration")
 		if cfg.resolverURL != nil {
@@ -122,9 +130,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return fmt.Errorf("JWT_VERIFY: %w", err)
 		}
-		jwtCache := cache.New(cache.Config{TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL, FetchTimeout: cfg.ResolverTimeout},
-			keyer, cache.NewLocal(cfg.LocalCacheSize, cfg.CacheTTL, nil), nil, resolver.JWTResolver{V: verifier}, logger,
-			prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
+		// Keyed by the tokens themselves (a hit costs no keyed hash), so
+		// bounded in bytes: LOCAL_CACHE_SIZE KiB.
+		jwtCache := cache.NewVerified(uint64(cfg.LocalCacheSize)<<10,
+			cache.Config{TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL, FetchTimeout: cfg.ResolverTimeout},
+			resolver.JWTResolver{V: verifier}, prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
 		deny := cache.NewDenyList(cfg.JWTMaxLifetime, redisTier, nil, logger)
 		jwtCfg = handler.JWTConfig{Mode: cfg.jwtMode, Verified: jwtCache, Deny: deny}
 		revoker = cache.Revoker{Main: c, JWT: jwtCache, Deny: deny}
@@ -145,6 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				AllowPreflight: cfg.AllowPreflight,
 				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts},
 				JWT:            jwtCfg,
+				Shapes:         cfg.shapes,
 			},
 			WebhookSecret: cfg.WebhookSecret,
 			AdminToken:    cfg.AdminToken,
@@ -159,6 +170,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR=%q: %w", cfg.ListenAddr, err)
+	}
+	if cfg.shapes == handler.ShapesAny {
+		logger.Warn("CREDENTIAL_SHAPES=any: credentials of any shape are sent to Authgear", "credential_shapes", cfg.shapes.String())
+	} else {
+		logger.Info("CREDENTIAL_SHAPES=authgear: credentials of a shape Authgear never issues are refused without asking it", "credential_shapes", cfg.shapes.String())
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "authgear", cfg.endpoint.String(),
 		"redis", cfg.RedisURL != "", "cache_ttl", cfg.CacheTTL.String())

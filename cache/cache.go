@@ -151,6 +151,11 @@ func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request, stale *En
 
 func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {
 	epoch := c.epoch.Load()
+	// A leader that finished between our miss and our Do has stored its
+	// answer: use it rather than ask again.
+	if e, ok, _ := c.local.Get(ctx, k); ok && e.Expires.After(c.cfg.Clock.Now()) {
+		return e.Decision, nil
+	}
 	if c.shared != nil {
 		e, ok, err := c.shared.Get(ctx, k)
 		switch {
@@ -250,7 +255,7 @@ func (c *Cache) sharedError(ctx context.Context, op string, err error) {
 // StartListening runs Listen in the background; the Redis tier reports not
 // ready (Ping) until the subscription is up, so that no replica serves
 // before it can hear of purges.
-func StartListening(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache) {
+func StartListening(ctx context.Context, redis *Redis, deny *DenyList, caches ...Purgeable) {
 	if redis == nil {
 		return
 	}
@@ -258,10 +263,17 @@ func StartListening(ctx context.Context, redis *Redis, deny *DenyList, caches ..
 	go Listen(ctx, redis, deny, caches...)
 }
 
+// Purgeable is an in-process cache that other replicas' purges reach: a
+// Cache or a Verified.
+type Purgeable interface {
+	applyPurge(ctx context.Context, p Purge)
+	clear()
+}
+
 // Listen applies the purges (and deny-list entries, when deny is not nil)
 // announced by other replicas to this one's memory until ctx is done. The
 // caches of one process share it. Without Redis it returns at once.
-func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache) {
+func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...Purgeable) {
 	if redis == nil {
 		return
 	}
@@ -280,8 +292,7 @@ func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache)
 		// decision rather than serve one that may have been revoked, and read
 		// the deny list again.
 		for _, c := range caches {
-			c.epoch.Add(1)
-			c.local.Clear()
+			c.clear()
 		}
 		if deny != nil {
 			if err := deny.load(ctx); err != nil {
@@ -290,6 +301,11 @@ func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache)
 		}
 		redis.logger.LogAttrs(ctx, slog.LevelInfo, "listening for purges; in-process cache cleared")
 	})
+}
+
+func (c *Cache) clear() {
+	c.epoch.Add(1)
+	c.local.Clear()
 }
 
 func (c *Cache) applyPurge(ctx context.Context, p Purge) {

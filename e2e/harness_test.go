@@ -269,11 +269,14 @@ var (
 	userAnon  = resolver.Identity{UserID: "anon-0001", Anonymous: true}
 )
 
-const (
-	tokenAlice   = "token-alice"
-	tokenAdmin   = "token-admin"
-	tokenAnon    = "token-anon"
-	sessionAlice = "session-cookie-alice"
+// The credentials, in the shapes Authgear issues (32 letters and digits; an
+// IdP session is <uuid>.<32 letters and digits>).
+var (
+	tokenAlice   = resolvertest.Token("tokenAlice")
+	tokenAdmin   = resolvertest.Token("tokenAdmin")
+	tokenAnon    = resolvertest.Token("tokenAnon")
+	tokenUnknown = resolvertest.Token("notAValidToken") // well shaped, unknown to Authgear
+	sessionAlice = resolvertest.SessionToken("sessionCookieAlice")
 )
 
 type stack struct {
@@ -282,7 +285,8 @@ type stack struct {
 	service  string // host:port of the service
 }
 
-func newStack(t *testing.T) *stack {
+// newStack starts the stack; env adds settings (NAME=value) to the service's.
+func newStack(t *testing.T, env ...string) *stack {
 	t.Helper()
 	redisBin := findBinary(t, "FORWARDAUTH_E2E_REDIS", "", "redis-server", "/usr/bin/redis-server")
 
@@ -318,6 +322,7 @@ func newStack(t *testing.T) *stack {
 		"LOGIN_RETURN_HOSTS="+appHost,
 		"ALLOW_PREFLIGHT=true",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	sp := startProcess(t, "forwardauth", cmd)
 	waitFor(t, sp, 15*time.Second, func() error {
 		resp, err := http.Get("http://" + svcAddr + "/readyz")

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,6 +32,8 @@ type AuthConfig struct {
 	AllowPreflight bool
 	Login          LoginConfig
 	JWT            JWTConfig
+	// Shapes: which credentials may cost a cache lookup and a resolver call.
+	Shapes CredentialShapes
 }
 
 // JWTMode is how Bearer JWTs are checked.
@@ -49,11 +54,18 @@ const (
 type JWTConfig struct {
 	Mode JWTMode
 	// Verified answers from the token alone (a cache in front of the verifier).
-	Verified Decider
+	Verified VerifiedTokens
 	// Deny blocks tokens revoked since they were issued.
 	Deny interface {
 		Blocks(*resolver.Decision) bool
 	}
+}
+
+// VerifiedTokens answers JWTs from local verification.
+type VerifiedTokens interface {
+	Decider
+	// Lookup returns the answer held for exactly token, verifying nothing.
+	Lookup(token string) (*resolver.Decision, bool)
 }
 
 // Values shared by every response; headers are assigned, never appended to.
@@ -71,6 +83,7 @@ const headerStale = "X-Forwardauth-Stale"
 type decisionCounters struct {
 	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError prometheus.Counter
 	jwtInvalid, jwtRevoked                                                                          prometheus.Counter
+	misshapen, rateLimited                                                                          prometheus.Counter
 }
 
 func newDecisionCounters(reg prometheus.Registerer) decisionCounters {
@@ -91,6 +104,8 @@ func newDecisionCounters(reg prometheus.Registerer) decisionCounters {
 		policyError:  v.WithLabelValues("policy_error"),
 		jwtInvalid:   v.WithLabelValues("jwt_invalid"),
 		jwtRevoked:   v.WithLabelValues("jwt_revoked"),
+		misshapen:    v.WithLabelValues("misshapen"),
+		rateLimited:  v.WithLabelValues("rate_limited"),
 	}
 }
 
@@ -99,6 +114,7 @@ func newDecisionCounters(reg prometheus.Registerer) decisionCounters {
 // user, 503 when Authgear's answer is unknown, 500 for a broken policy.
 func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
 	names := newCookieNames(cfg.CookiePrefix)
+	shapes := cfg.Shapes.checker()
 	count := newDecisionCounters(reg)
 	var known policies
 
@@ -157,20 +173,28 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			return
 		}
 
-		creds, bearer, err := readCredentials(r.Header, names)
-		switch {
-		case err != nil:
-			count.malformed.Inc()
-		case creds.Empty():
-			count.noCredential.Inc()
-		}
-		if err != nil || creds.Empty() {
-			noValidCredential(w, r, route, bearer || err != nil)
-			return
+		d := verifiedHit(cfg.JWT, r.Header)
+		bearer := d != nil
+		var creds resolver.Credentials
+		var err error
+		if d == nil {
+			var misshapen bool
+			creds, bearer, misshapen, err = readCredentials(r.Header, names, shapes)
+			switch {
+			case err != nil:
+				count.malformed.Inc()
+			case creds.Empty() && misshapen:
+				count.misshapen.Inc()
+			case creds.Empty():
+				count.noCredential.Inc()
+			}
+			if err != nil || creds.Empty() {
+				noValidCredential(w, r, route, bearer || err != nil)
+				return
+			}
 		}
 
-		var d *resolver.Decision
-		if cfg.JWT.Mode != JWTOff && creds.Bearer != "" && resolver.LooksLikeJWT(creds.Bearer) {
+		if d == nil && cfg.JWT.Mode != JWTOff && creds.Bearer != "" && isJWT(creds.Bearer, shapes) {
 			jd, err := cfg.JWT.Verified.Decide(r.Context(), resolver.Request{Credentials: resolver.Credentials{Bearer: creds.Bearer}})
 			switch {
 			case err != nil:
@@ -190,17 +214,19 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			}
 		}
 
-		req := resolver.Request{Credentials: creds}
-		if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
-			req.ForwardedFor = xff[0]
-		}
-		if ua := r.Header["User-Agent"]; len(ua) > 0 {
-			req.UserAgent = ua[0]
-		}
 		if d == nil {
+			req := resolver.Request{Credentials: creds, Peer: r.RemoteAddr, Header: r.Header}
+			if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
+				req.ForwardedFor = xff[0]
+			}
+			if ua := r.Header["User-Agent"]; len(ua) > 0 {
+				req.UserAgent = ua[0]
+			}
 			d, err = decider.Decide(r.Context(), req)
 		}
 		switch {
+		case err != nil && overBudget(w, err):
+			count.rateLimited.Inc()
 		case err != nil:
 			count.unavailable.Inc()
 			if !errors.Is(err, context.Canceled) {
@@ -226,6 +252,60 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			w.WriteHeader(http.StatusOK)
 		}
 	})
+}
+
+// verifiedHit is the allow for a request whose one Authorization header is a
+// Bearer JWT this process verified and still holds, matched byte for byte,
+// with JWT_VERIFY=true: Authgear tries the Bearer first, and a token that
+// was verified is well formed, so nothing else in the request is read.
+func verifiedHit(cfg JWTConfig, h http.Header) *resolver.Decision {
+	auth := h["Authorization"]
+	if cfg.Mode != JWTLocal || len(auth) != 1 {
+		return nil
+	}
+	scheme, token, _ := strings.Cut(auth[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return nil
+	}
+	token = strings.Trim(token, " ")
+	if len(token) <= resolver.OpaqueTokenLen {
+		return nil
+	}
+	d, ok := cfg.Verified.Lookup(token)
+	if !ok || !d.Allow || cfg.Deny.Blocks(d) {
+		return nil // the full path answers (and counts) it
+	}
+	return d
+}
+
+// isJWT tells a JWT Bearer from an opaque one: with shapes checked, a Bearer
+// is one or the other.
+func isJWT(token string, shapes *resolver.Shapes) bool {
+	if shapes != nil {
+		return len(token) != resolver.OpaqueTokenLen
+	}
+	return resolver.LooksLikeJWT(token)
+}
+
+// checker returns the shape check for s; nil checks nothing.
+func (s CredentialShapes) checker() *resolver.Shapes {
+	if s == ShapesAny {
+		return nil
+	}
+	return &resolver.Shapes{}
+}
+
+// overBudget answers 429 when err says the client spent its budget of
+// resolver calls, with Retry-After in whole seconds.
+func overBudget(w http.ResponseWriter, err error) bool {
+	var limited interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &limited) {
+		return false
+	}
+	secs := int64((limited.RetryAfter() + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	http.Error(w, "too many new credentials from this client", http.StatusTooManyRequests)
+	return true
 }
 
 func unauthorized(w http.ResponseWriter, bearer bool) {

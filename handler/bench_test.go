@@ -69,7 +69,7 @@ func benchServe(b *testing.B, h http.Handler, r *http.Request) {
 
 func benchRequest() *http.Request {
 	r := httptest.NewRequest("GET", "/auth", nil)
-	r.Header.Set("Authorization", "Bearer alice-token")
+	r.Header.Set("Authorization", "Bearer "+aliceToken)
 	r.Header.Set("Cookie", "theme=dark; _ga=GA1.2.3; csrf=abcdef")
 	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
 	r.Header.Set("X-Forwarded-For", "203.0.113.7")
@@ -208,7 +208,7 @@ func TestCacheHitDoesNotAllocate(t *testing.T) {
 		opts stackOptions
 		tok  func(s *stack) string
 	}{
-		{"resolver", stackOptions{}, func(*stack) string { return "alice-token" }},
+		{"resolver", stackOptions{}, func(*stack) string { return aliceToken }},
 		{"jwt", stackOptions{jwt: JWTLocal}, func(s *stack) string { return s.authgear.IssueJWT(alice.UserID) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

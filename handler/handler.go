@@ -53,7 +53,7 @@ func New(cfg Config, d Deps) http.Handler {
 		r.Post("/webhooks/authgear", handleWebhook(cfg.WebhookSecret, d.Purger, purges, d.Logger, d.Registry).ServeHTTP)
 	}
 	if cfg.AdminToken != "" {
-		r.Post("/purge", handlePurge(cfg.AdminToken, d.Purger, cfg.Auth.CookiePrefix, purges, d.Logger).ServeHTTP)
+		r.Post("/purge", handlePurge(cfg.AdminToken, d.Purger, cfg.Auth.CookiePrefix, cfg.Auth.Shapes, purges, d.Logger).ServeHTTP)
 	}
 	return authFirst(auth, r)
 }

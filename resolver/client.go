@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -43,6 +44,15 @@ type Request struct {
 	Credentials
 	ForwardedFor string
 	UserAgent    string
+
+	// Where the request came from, for per-client budgets and fair queueing;
+	// never sent to Authgear. Peer is the address of whoever called this
+	// service (a gateway, usually), Header the headers it sent (read only).
+	Peer   string
+	Header http.Header
+	// Client is the original client (its /64 for IPv6) once worked out from
+	// the above; the zero Prefix when unknown.
+	Client netip.Prefix
 }
 
 // ClientConfig says where the resolver is and how to present ourselves to it.

@@ -5,6 +5,9 @@
 package resolvertest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -119,8 +122,23 @@ func (s *Server) AddUser(id resolver.Identity) {
 	s.users[id.UserID] = id
 }
 
-// AddSession makes value, carried as kind, a valid credential of userID.
+// AddSession makes value, carried as kind, a valid credential of userID. It
+// panics when value has a shape Authgear never issues for kind (see Token and
+// SessionToken), so that no test leans on a credential Authgear cannot have.
 func (s *Server) AddSession(kind Kind, value, userID string) {
+	var sh resolver.Shapes
+	ok := false
+	switch kind {
+	case Bearer, AppAccessToken:
+		ok = sh.AccessToken(value)
+	case AppSession:
+		ok = resolver.IsOpaqueToken(value)
+	case Session:
+		ok = resolver.IsSessionToken(value)
+	}
+	if !ok {
+		panic(fmt.Sprintf("resolvertest: %q is not a credential Authgear issues for kind %d", value, kind))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sessions[sessionKey{kind, value}] = userID
@@ -281,4 +299,29 @@ func writeIdentity(h http.Header, id resolver.Identity) {
 	if id.AuthenticatedAt > 0 {
 		h.Set(resolver.HeaderSessionAuthTime, strconv.FormatInt(id.AuthenticatedAt, 10))
 	}
+}
+
+// Token is a well-shaped opaque token (an access token or app_session: 32
+// characters of [A-Za-z0-9]) made from seed: its letters and digits, then
+// hex digits of its SHA-256, so that different seeds give different tokens.
+func Token(seed string) string {
+	b := make([]byte, 0, resolver.OpaqueTokenLen)
+	for i := 0; i < len(seed); i++ {
+		if c := seed[i]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b = append(b, c)
+		}
+	}
+	if len(b) > resolver.OpaqueTokenLen {
+		panic("resolvertest: token seed longer than 32 letters and digits: " + seed)
+	}
+	sum := sha256.Sum256([]byte(seed))
+	return string(b) + hex.EncodeToString(sum[:])[:resolver.OpaqueTokenLen-len(b)]
+}
+
+// SessionToken is a well-shaped IdP session cookie made from seed:
+// "<uuid>.<32 characters>", the UUID derived from seed.
+func SessionToken(seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	h := hex.EncodeToString(sum[:16])
+	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32] + "." + Token(seed)
 }
