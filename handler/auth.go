@@ -82,7 +82,7 @@ const headerStale = "X-Forwardauth-Stale"
 
 type decisionCounters struct {
 	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError prometheus.Counter
-	jwtInvalid, jwtRevoked                                                                          prometheus.Counter
+	jwtInvalid, jwtRevoked, badPath, forgedHeader                                                   prometheus.Counter
 	misshapen, rateLimited                                                                          prometheus.Counter
 }
 
@@ -104,6 +104,8 @@ func newDecisionCounters(reg prometheus.Registerer) decisionCounters {
 		policyError:  v.WithLabelValues("policy_error"),
 		jwtInvalid:   v.WithLabelValues("jwt_invalid"),
 		jwtRevoked:   v.WithLabelValues("jwt_revoked"),
+		badPath:      v.WithLabelValues("bad_path"),
+		forgedHeader: v.WithLabelValues("forged_header"),
 		misshapen:    v.WithLabelValues("misshapen"),
 		rateLimited:  v.WithLabelValues("rate_limited"),
 	}
@@ -150,23 +152,34 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 	}
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if clientIdentityHeader(r.Header) {
+			count.forgedHeader.Inc()
+			http.Error(w, "identity header from the client", http.StatusBadRequest)
+			return
+		}
+		isTrusted := trusted(r, cfg.TrustedProxies)
+		if isTrusted && ambiguousOriginal(r.Header) {
+			count.badPath.Inc()
+			http.Error(w, "ambiguous path", http.StatusBadRequest)
+			return
+		}
 		route := routePolicy{n: 1}
 		if r.URL.RawQuery != "" {
 			var origQuery string
-			if trusted(r, cfg.TrustedProxies) {
+			if isTrusted {
 				origQuery = originalQuery(r.Header)
 			}
 			var err error
 			if route, err = known.routePolicies(r.URL.RawQuery, origQuery); err != nil {
 				// The operator's typo: fail closed, loudly.
 				count.policyError.Inc()
-				logger.LogAttrs(r.Context(), slog.LevelError, "bad policy on the auth URL", slog.String("error", err.Error()))
+				logger.LogAttrs(r.Context(), slog.LevelError, "bad policy on the auth URL", slog.String("error", clip(err.Error())))
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
 		}
-		if cfg.AllowPreflight && r.Header.Get("Access-Control-Request-Method") != "" && trusted(r, cfg.TrustedProxies) &&
-			readOriginal(r.Header).method == http.MethodOptions {
+		if cfg.AllowPreflight && isTrusted && r.Header.Get("Access-Control-Request-Method") != "" &&
+			realPreflight(r, readOriginal(r.Header)) {
 			count.preflight.Inc()
 			setNoIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)

@@ -93,7 +93,7 @@ func redisStack(b *testing.B, tokens int) (http.Handler, *resolvertest.Server) {
 	b.Cleanup(ag.Close)
 	ag.AddUser(alice)
 	for i := range tokens {
-		ag.AddSession(resolvertest.Bearer, "tok-"+strconv.Itoa(i), alice.UserID)
+		ag.AddSession(resolvertest.Bearer, resolvertest.Token("tok"+strconv.Itoa(i)), alice.UserID)
 	}
 	reg := prometheus.NewRegistry()
 	client := resolver.NewClient(resolver.ClientConfig{Endpoint: ag.Endpoint(), ResolverURL: ag.ResolverURL(), Timeout: 2 * time.Second},
@@ -110,7 +110,7 @@ func redisStack(b *testing.B, tokens int) (http.Handler, *resolvertest.Server) {
 func BenchmarkAuthHitRedis(b *testing.B) {
 	h, ag := redisStack(b, 1)
 	r := benchRequest()
-	r.Header.Set("Authorization", "Bearer tok-0")
+	r.Header.Set("Authorization", "Bearer "+resolvertest.Token("tok0"))
 	benchServe(b, h, r)
 	if n := ag.Calls(); n != 1 {
 		b.Fatalf("resolver calls = %d, want 1: not every request was a Redis hit", n)
@@ -125,7 +125,7 @@ func BenchmarkAuthHitRedisManyTokens(b *testing.B) {
 	reqs := make([]*http.Request, tokens)
 	for i := range reqs {
 		reqs[i] = benchRequest()
-		reqs[i].Header.Set("Authorization", "Bearer tok-"+strconv.Itoa(i))
+		reqs[i].Header.Set("Authorization", "Bearer "+resolvertest.Token("tok"+strconv.Itoa(i)))
 		w := &benchWriter{h: http.Header{}}
 		h.ServeHTTP(w, reqs[i])
 	}
