@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The end-to-end suite: the real service behind real nginx, Traefik and Caddy
-# running the files in deploy/. Installs or builds the gateways first (cached).
+# The end-to-end suite: the real service behind real nginx, Traefik, Caddy and
+# HAProxy running the files in deploy/. Installs or builds the gateways first (cached).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 eval "$(.ci/gateways.sh --env)"

@@ -25,6 +25,7 @@ var gateways = []gateway{
 	{"traefik-docker-labels", startTraefikLabels},
 	{"traefik-kubernetes-crd", startTraefikCRD},
 	{"caddy", startCaddy},
+	{"haproxy", startHAProxy},
 }
 
 // waitRouted polls the gateway until a request for the app is answered by the
@@ -128,6 +129,33 @@ func startCaddy(t *testing.T, st *stack) string {
 		"HOME="+dir,
 	)
 	p := startProcess(t, "caddy", cmd)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitRouted(t, p, base)
+	return base
+}
+
+// startHAProxy runs deploy/haproxy/haproxy.cfg with deploy/haproxy/forwardauth.lua.
+func startHAProxy(t *testing.T, st *stack) string {
+	return startHAProxyWith(t, st.service, st.upstream.addr())
+}
+
+// startHAProxyWith runs the shipped HAProxy files with the given service and
+// application addresses (host:port) and any further replacements.
+func startHAProxyWith(t *testing.T, service, app string, replacements ...string) string {
+	bin := findBinary(t, "FORWARDAUTH_E2E_HAPROXY", "", "haproxy", "/usr/sbin/haproxy")
+	dir := t.TempDir()
+	port := freePort(t)
+	lua := filepath.Join(dir, "forwardauth.lua")
+	writeFile(t, lua, template(t, "haproxy/forwardauth.lua"))
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	writeFile(t, cfg, template(t, "haproxy/haproxy.cfg", append([]string{
+		"bind :80", fmt.Sprintf("bind 127.0.0.1:%d", port),
+		"/etc/haproxy/forwardauth.lua", lua,
+		"forwardauth:8080", service,
+		"server app app:8080", "server app " + app,
+	}, replacements...)...))
+	// -db: stay in the foreground; -W would add a master process.
+	p := startProcess(t, "haproxy", exec.Command(bin, "-db", "-f", cfg))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitRouted(t, p, base)
 	return base

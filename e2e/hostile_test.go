@@ -387,7 +387,7 @@ var identityScenarios = []struct {
 		return rawRequest{method: "GET", target: "/public/page", lines: f.lines}
 	}, nil, false, false},
 	{"optional with an invalid token", func(f forgery) rawRequest {
-		return rawRequest{method: "GET", target: "/public/page", fields: hdr("Authorization", "Bearer not-a-valid-token"), lines: f.lines}
+		return rawRequest{method: "GET", target: "/public/page", fields: hdr("Authorization", "Bearer "+tokenUnknown), lines: f.lines}
 	}, nil, false, false},
 	{"preflight", func(f forgery) rawRequest {
 		return rawRequest{method: "OPTIONS", target: "/hello", fields: hdr("Origin", "https://other.example", "Access-Control-Request-Method", "POST"), lines: f.lines}
@@ -396,7 +396,7 @@ var identityScenarios = []struct {
 		return rawRequest{method: "GET", target: "/hello", fields: hdr("Accept", acceptJSON), lines: f.lines}
 	}, nil, true, false},
 	{"deny with an invalid token", func(f forgery) rawRequest {
-		return rawRequest{method: "GET", target: "/hello", fields: hdr("Authorization", "Bearer not-a-valid-token"), lines: f.lines}
+		return rawRequest{method: "GET", target: "/hello", fields: hdr("Authorization", "Bearer "+tokenUnknown), lines: f.lines}
 	}, nil, true, false},
 	{"deny: role missing", func(f forgery) rawRequest {
 		return rawRequest{method: "GET", target: "/admin/panel", fields: credAlice.fields(), lines: f.lines}
