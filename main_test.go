@@ -61,6 +61,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "REDIS_MODE": "multi"}, "REDIS_MODE"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "REDIS_KEY_PREFIX": "{app}:"}, "REDIS_KEY_PREFIX"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "JWT_VERIFY": "yes"}, "JWT_VERIFY"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "CREDENTIAL_SHAPES": "none"}, "CREDENTIAL_SHAPES"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "RESOLVER_CLIENT_RATE": "-1"}, "RESOLVER_CLIENT_RATE"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "RESOLVER_CLIENT_RATE": "fast"}, "RESOLVER_CLIENT_RATE"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "RESOLVER_CLIENT_BURST": "0"}, "RESOLVER_CLIENT_BURST"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LISTEN_ADDR": "nowhere"}, "LISTEN_ADDR"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
@@ -472,5 +476,42 @@ func TestOversizedHeaders(t *testing.T) {
 	}
 	if c := authStatus(t, base, resolvertest.Token("nope")); c != 401 {
 		t.Fatalf("after oversized requests: status %d", c)
+	}
+}
+
+// TestCredentialShapesMode: the mode is named in a start-up log line and
+// applied: a credential of a shape Authgear never issues reaches Authgear
+// only with CREDENTIAL_SHAPES=any.
+func TestCredentialShapesMode(t *testing.T) {
+	for _, tc := range []struct {
+		mode, logged string
+		calls        int64
+	}{{"", `"credential_shapes":"authgear"`, 0}, {"any", `"credential_shapes":"any"`, 1}} {
+		ag := resolvertest.NewServer("project.example")
+		addr := "127.0.0.1:" + freePort(t)
+		logs := &syncBuffer{}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"forwardauth"}, env(map[string]string{
+				"AUTHGEAR_ENDPOINT": "https://project.example", "AUTHGEAR_RESOLVER_URL": ag.ResolverURL().String(),
+				"LISTEN_ADDR": addr, "CREDENTIAL_SHAPES": tc.mode,
+			}), logs, logs)
+		}()
+		waitReady(t, "http://"+addr+"/readyz")
+		if c := authStatus(t, "http://"+addr, "not-an-authgear-token"); c != 401 {
+			t.Errorf("mode %q: status %d, want 401", tc.mode, c)
+		}
+		if n := ag.Calls(); n != tc.calls {
+			t.Errorf("mode %q: %d resolver calls, want %d", tc.mode, n, tc.calls)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		ag.Close()
+		if !strings.Contains(logs.String(), tc.logged) || !strings.Contains(logs.String(), "CREDENTIAL_SHAPES=") {
+			t.Errorf("mode %q: no start-up line naming it in %s", tc.mode, logs)
+		}
 	}
 }
