@@ -272,8 +272,11 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 // with JWT_VERIFY=true: Authgear tries the Bearer first, and a token that
 // was verified is well formed, so nothing else in the request is read.
 func verifiedHit(cfg JWTConfig, h http.Header) *resolver.Decision {
+	if cfg.Mode != JWTLocal {
+		return nil
+	}
 	auth := h["Authorization"]
-	if cfg.Mode != JWTLocal || len(auth) != 1 {
+	if len(auth) != 1 {
 		return nil
 	}
 	scheme, token, _ := strings.Cut(auth[0], " ")
