@@ -13,8 +13,10 @@
 #   bash bench/flood.sh                        # both, about a minute
 #   FLOODS=many DURATION=10s bash bench/flood.sh
 # Environment: FLOODS ("one many"), DURATION (20s), CONNS (1000), USERS (50),
-# DELAY (50ms, Authgear's latency), and RESOLVER_CLIENT_RATE (20) /
-# RESOLVER_CLIENT_BURST (100) passed to the service.
+# DELAY (50ms, Authgear's latency), RESOLVER_CLIENT_RATE (20) /
+# RESOLVER_CLIENT_BURST (100) passed to the service, SERVICE_ENV (more
+# VAR=value settings for it, space-separated) and SERVICE_BIN (a service binary
+# to run instead of building this checkout, e.g. another version's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FLOODS=${FLOODS:-"one many"}
@@ -48,7 +50,8 @@ wait_ok() { # URL NAME
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(go version | cut -d' ' -f3-), $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== building"
-go build -o "$tmp/forwardauth" .
+if [ -n "${SERVICE_BIN:-}" ]; then cp "$SERVICE_BIN" "$tmp/forwardauth"; else go build -o "$tmp/forwardauth" .; fi
+read -r -a service_env <<<"${SERVICE_ENV:-}"
 go build -o "$tmp/" ./bench/cmd/fakeauthgear ./bench/cmd/flood
 
 fport=$(free_port)
@@ -63,11 +66,11 @@ for flood in $FLOODS; do
     *) echo "unknown flood $flood (one, many)" >&2; exit 2 ;;
   esac
   echo "== $flood: $CONNS connections from $addrs address(es), $DURATION; $USERS real users; Authgear answers in $DELAY;" \
-    "RESOLVER_CLIENT_RATE=$RATE RESOLVER_CLIENT_BURST=$BURST, other settings default"
+    "RESOLVER_CLIENT_RATE=$RATE RESOLVER_CLIENT_BURST=$BURST ${SERVICE_ENV:-}, other settings default"
   sport=$(free_port)
   start "svc-$flood" env -i PATH="$PATH" HOME="${HOME:-/root}" LISTEN_ADDR="127.0.0.1:$sport" \
     AUTHGEAR_ENDPOINT=https://bench.authgear.test AUTHGEAR_RESOLVER_URL="$fake/_resolver/resolve" \
-    RESOLVER_CLIENT_RATE="$RATE" RESOLVER_CLIENT_BURST="$BURST" LOG_LEVEL=warn "$tmp/forwardauth"
+    RESOLVER_CLIENT_RATE="$RATE" RESOLVER_CLIENT_BURST="$BURST" LOG_LEVEL=warn ${service_env[@]+"${service_env[@]}"} "$tmp/forwardauth"
   svc_pid=$last_pid
   svc="http://127.0.0.1:$sport"
   wait_ok "$svc/healthz" "svc-$flood"
