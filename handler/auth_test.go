@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgear/authgear-forwardauth/cache"
 	"github.com/authgear/authgear-forwardauth/resolver"
@@ -48,6 +49,7 @@ type stackOptions struct {
 	login        LoginConfig
 	jwt          JWTMode
 	setup        func(*resolvertest.Server) // before the service starts
+	tracer       trace.Tracer
 }
 
 // newStack is the service as main wires it, in front of a fake Authgear that
@@ -78,9 +80,10 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	reg := prometheus.NewRegistry()
 	client := resolver.NewClient(resolver.ClientConfig{
 		Endpoint: ag.Endpoint(), ResolverURL: ag.ResolverURL(), CookiePrefix: opts.cookiePrefix, Timeout: timeout,
+		PropagateTrace: opts.tracer != nil,
 	}, resolver.NewHTTPClient(timeout), discard, reg)
 	keyer := cache.NewKeyer([]byte("secret"))
-	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout + time.Second},
+	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout + time.Second, Tracer: opts.tracer},
 		keyer, cache.NewLocal(1000, time.Minute, nil), nil, client, discard,
 		prometheus.WrapRegistererWith(prometheus.Labels{"cache": "resolver"}, reg))
 	revoker := cache.Revoker{Main: c}
@@ -107,7 +110,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 		revoker = cache.Revoker{Main: c, JWT: jc, Deny: deny}
 	}
 	h := New(Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login, JWT: jwtCfg}},
-		Deps{Decider: c, Purger: revoker, Redis: opts.redis, Logger: discard, Registry: reg})
+		Deps{Decider: c, Purger: revoker, Redis: opts.redis, Logger: discard, Registry: reg, Tracer: opts.tracer})
 	return &stack{authgear: ag, handler: h, reg: reg, revoker: revoker}
 }
 

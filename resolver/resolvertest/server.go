@@ -58,6 +58,7 @@ type Server struct {
 	failure  Failure
 	override http.Handler
 	last     *http.Request
+	traces   []string // traceparent headers received, the last maxTraces
 	release  chan struct{}
 	jwt      jwtState // signing keys and revoked grants, see jwt.go
 }
@@ -166,10 +167,27 @@ func (s *Server) LastRequest() *http.Request {
 	return s.last
 }
 
+// maxTraces bounds what Traceparents remembers (the fake also serves loads).
+const maxTraces = 1024
+
+// Traceparents is the W3C traceparent header of the resolves that carried
+// one, in order (the last 1024), which Authgear's tracing would continue.
+func (s *Server) Traceparents() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.traces...)
+}
+
 func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
 	s.mu.Lock()
 	s.last = r.Clone(r.Context())
+	if tp := r.Header.Values("Traceparent"); len(tp) > 0 {
+		if len(s.traces) == maxTraces {
+			s.traces = append(s.traces[:0], s.traces[1:]...)
+		}
+		s.traces = append(s.traces, strings.Join(tp, ", "))
+	}
 	failure, override, release := s.failure, s.override, s.release
 	s.mu.Unlock()
 
