@@ -282,7 +282,9 @@ type stack struct {
 	service  string // host:port of the service
 }
 
-func newStack(t *testing.T) *stack {
+// newStack starts the fake Authgear, Redis, the upstream and the service;
+// env (NAME=value) adds to the service's settings.
+func newStack(t *testing.T, env ...string) *stack {
 	t.Helper()
 	redisBin := findBinary(t, "FORWARDAUTH_E2E_REDIS", "", "redis-server", "/usr/bin/redis-server")
 
@@ -318,6 +320,7 @@ func newStack(t *testing.T) *stack {
 		"LOGIN_RETURN_HOSTS="+appHost,
 		"ALLOW_PREFLIGHT=true",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	sp := startProcess(t, "forwardauth", cmd)
 	waitFor(t, sp, 15*time.Second, func() error {
 		resp, err := http.Get("http://" + svcAddr + "/readyz")
