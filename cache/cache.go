@@ -127,7 +127,7 @@ func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Dec
 		if c.cfg.StaleIfError <= 0 || e.Expires.After(c.cfg.Clock.Now()) {
 			c.hitsLocal.Inc()
 			if c.cfg.Tracer != nil {
-				trace.SpanFromContext(ctx).SetAttributes(tracing.TierLocal)
+				trace.SpanFromContext(ctx).SetAttributes(tierLocal...)
 			}
 			return e.Decision, nil
 		}

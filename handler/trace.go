@@ -42,18 +42,43 @@ func newOutcome(v *prometheus.CounterVec, traced bool) func(name string, extra .
 
 // traceAuth gives each /auth request a server span that continues the
 // gateway's W3C traceparent. The decision, the tier that answered and the
-// policy are added on the way; never a credential.
+// policy are added on the way; never a credential. A request that is not
+// sampled costs only the span's context.
 func traceAuth(next http.Handler, tracer trace.Tracer) http.Handler {
+	server := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	// Span names and attributes for each method and route, made once. Any
+	// token is a valid method: others are _OTHER, as OpenTelemetry says.
+	type start struct {
+		name  string
+		attrs []attribute.KeyValue
+	}
+	starts := map[string]*[2]start{}
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace, "_OTHER"} {
+		s := new([2]start)
+		for i, route := range []string{"/auth", "/auth/*"} {
+			s[i] = start{m + " " + route, []attribute.KeyValue{
+				attribute.String("http.request.method", m), attribute.String("http.route", route)}}
+		}
+		starts[m] = s
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		route := "/auth"
-		if r.URL.Path != route {
-			route = "/auth/*"
+		byRoute, ok := starts[r.Method]
+		if !ok {
+			byRoute = starts["_OTHER"]
 		}
-		ctx, span := tracer.Start(ctx, spanMethod(r.Method)+" "+route,
-			trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", spanMethod(r.Method)), attribute.String("http.route", route)))
+		st := &byRoute[0]
+		if r.URL.Path != "/auth" {
+			st = &byRoute[1]
+		}
+		ctx, span := tracer.Start(ctx, st.name, server...)
 		defer span.End()
+		if !span.IsRecording() {
+			next.ServeHTTP(w, r.WithContext(ctx)) // its context still goes to Authgear
+			return
+		}
+		span.SetAttributes(st.attrs...)
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 		span.SetAttributes(attribute.Int("http.response.status_code", sw.code))
@@ -61,16 +86,6 @@ func traceAuth(next http.Handler, tracer trace.Tracer) http.Handler {
 			span.SetStatus(codes.Error, http.StatusText(sw.code))
 		}
 	})
-}
-
-// spanMethod keeps span names to a known set: any token is a valid method.
-func spanMethod(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
-		return m
-	}
-	return "_OTHER"
 }
 
 // statusWriter remembers the status of the answer.
