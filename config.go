@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -52,9 +52,9 @@ type config struct {
 	AdminToken    string `envconfig:"ADMIN_TOKEN" desc:"enables POST /purge with Authorization: Bearer ADMIN_TOKEN"`
 
 	TrustedProxies   string `envconfig:"TRUSTED_PROXIES" default:"127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7" desc:"CIDRs of gateways whose X-Original-*/X-Forwarded-* describe the original request; none to trust nobody"`
-	AllowPreflight   bool   `envconfig:"ALLOW_PREFLIGHT" default:"false" desc:"let CORS preflights (OPTIONS with Access-Control-Request-Method) through without credentials"`
+	AllowPreflight   bool   `envconfig:"ALLOW_PREFLIGHT" default:"false" desc:"let exact CORS preflights through without credentials: OPTIONS with Origin and Access-Control-Request-Method, no body, Content-Type or method override"`
 	LoginURL         string `envconfig:"LOGIN_URL" desc:"sign-in page for browsers without a session (302, or 401 with Location for nginx)"`
-	LoginReturnHosts string `envconfig:"LOGIN_RETURN_HOSTS" desc:"comma-separated hosts (*.example.com for subdomains) the return URL may point at; required with LOGIN_URL"`
+	LoginReturnHosts string `envconfig:"LOGIN_RETURN_HOSTS" desc:"comma-separated hosts (*.example.com for subdomains; host:port for a port other than the scheme's default) the return URL may point at; required with LOGIN_URL"`
 	LoginReturnParam string `envconfig:"LOGIN_RETURN_PARAM" default:"return_to" desc:"parameter of LOGIN_URL that carries the original URL"`
 
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"how long SIGTERM waits for requests in flight"`
@@ -266,12 +266,54 @@ func parseOrigin(s string) (*url.URL, error) {
 
 // printUsage lists every variable with its default.
 func printUsage(w io.Writer) error {
-	fmt.Fprintln(w, "authgear-forwardauth answers gateways' auth sub-requests from Authgear sessions.")
-	fmt.Fprintln(w, "Configured by environment variables:")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	format := "{{range .}}  {{usage_key .}}\t{{if usage_default .}}default {{usage_default .}}{{else if usage_required .}}required{{end}}\t{{usage_description .}}\n{{end}}"
-	if err := envconfig.Usagef("", &config{}, tw, format); err != nil {
+	var vars bytes.Buffer
+	// One variable a line, fields separated by NULs, then laid out as the Go
+	// tools lay out their flags: the name, then its description indented
+	// below it and wrapped, so that nothing depends on the longest default.
+	const format = "{{range .}}{{usage_key .}}\x00{{usage_default .}}\x00{{usage_required .}}\x00{{usage_description .}}\n{{end}}"
+	if err := envconfig.Usagef("", &config{}, &vars, format); err != nil {
 		return err
 	}
-	return tw.Flush()
+	var b strings.Builder
+	b.WriteString("authgear-forwardauth answers gateways' auth sub-requests from Authgear sessions.\n")
+	b.WriteString("Usage: authgear-forwardauth [healthcheck | -h]\n\nConfigured by environment variables:\n")
+	for line := range strings.Lines(vars.String()) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "\x00")
+		if len(f) != 4 {
+			continue
+		}
+		b.WriteString("  " + f[0])
+		if f[2] == "true" {
+			b.WriteString(" (required)")
+		}
+		b.WriteString("\n")
+		desc := f[3]
+		if f[1] != "" {
+			desc += " (default " + f[1] + ")"
+		}
+		writeWrapped(&b, desc, "    \t", 72)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeWrapped writes text in lines of at most width characters (a longer
+// word stands alone), each after indent.
+func writeWrapped(b *strings.Builder, text, indent string, width int) {
+	n := 0
+	for i, word := range strings.Fields(text) {
+		if i > 0 && n+1+len(word) > width {
+			b.WriteString("\n")
+			n = 0
+		}
+		if n == 0 {
+			b.WriteString(indent)
+		} else {
+			b.WriteString(" ")
+			n++
+		}
+		b.WriteString(word)
+		n += len(word)
+	}
+	b.WriteString("\n")
 }

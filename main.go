@@ -1,5 +1,5 @@
 // Command authgear-forwardauth answers the auth sub-requests of nginx,
-// Traefik, Caddy and Envoy from Authgear sessions, through a two-tier cache.
+// Traefik and Caddy from Authgear sessions, through a two-tier cache.
 package main
 
 import (

@@ -87,6 +87,26 @@ func TestHelpListsEveryVariable(t *testing.T) {
 			t.Errorf("-h does not mention %s", v)
 		}
 	}
+	// Laid out like the Go tools: no line wider than a terminal's 80 columns
+	// (a tab is 8), however long a default.
+	for line := range strings.Lines(out.String()) {
+		if w := columns(strings.TrimSuffix(line, "\n")); w > 80 {
+			t.Errorf("-h line of %d columns: %q", w, line)
+		}
+	}
+}
+
+// columns is how wide s shows on a terminal with tab stops every 8.
+func columns(s string) int {
+	n := 0
+	for _, r := range s {
+		if r == '\t' {
+			n += 8 - n%8
+		} else {
+			n++
+		}
+	}
+	return n
 }
 
 func freePort(t *testing.T) string {

@@ -22,6 +22,8 @@ type gateway struct {
 var gateways = []gateway{
 	{"nginx", startNginx},
 	{"traefik", startTraefik},
+	{"traefik-docker-labels", startTraefikLabels},
+	{"traefik-kubernetes-crd", startTraefikCRD},
 	{"caddy", startCaddy},
 }
 
@@ -49,11 +51,17 @@ func waitRouted(t *testing.T, p *process, base string) {
 // minimal main nginx.conf of the test's own, like Debian's or the official
 // image's nginx.conf includes conf.d/*.conf.
 func startNginx(t *testing.T, st *stack) string {
+	return startNginxIn(t, st, t.TempDir())
+}
+
+// startNginxIn is startNginx with its files, the access log among them
+// (dir/access.log), in dir.
+func startNginxIn(t *testing.T, st *stack, dir string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_NGINX", "", "nginx", "/usr/sbin/nginx")
-	dir := t.TempDir()
 	port := freePort(t)
 	writeFile(t, filepath.Join(dir, "conf.d", "forwardauth.conf"), template(t, "nginx/forwardauth.conf",
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
+		"access_log /var/log/nginx/access.log forwardauth;", "access_log "+filepath.Join(dir, "access.log")+" forwardauth;",
 		"server forwardauth:8080;", "server "+st.service+";",
 		"server app:8080;", "server "+st.upstream.addr()+";",
 	))

@@ -72,7 +72,7 @@ const headerStale = "X-Forwardauth-Stale"
 
 type decisionCounters struct {
 	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError outcome
-	jwtInvalid, jwtRevoked                                                                          outcome
+	jwtInvalid, jwtRevoked, badPath, forgedHeader                                                   outcome
 }
 
 func newDecisionCounters(reg prometheus.Registerer, traced bool) decisionCounters {
@@ -94,6 +94,8 @@ func newDecisionCounters(reg prometheus.Registerer, traced bool) decisionCounter
 		policyError:  o("policy_error"),
 		jwtInvalid:   o("jwt_invalid", tracing.TierJWT),
 		jwtRevoked:   o("jwt_revoked", tracing.TierJWT),
+		badPath:      o("bad_path"),
+		forgedHeader: o("forged_header"),
 	}
 }
 
@@ -137,17 +139,28 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 	}
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if clientIdentityHeader(r.Header) {
+			count.forgedHeader.Inc(r)
+			http.Error(w, "identity header from the client", http.StatusBadRequest)
+			return
+		}
+		isTrusted := trusted(r, cfg.TrustedProxies)
+		if isTrusted && ambiguousOriginal(r.Header) {
+			count.badPath.Inc(r)
+			http.Error(w, "ambiguous path", http.StatusBadRequest)
+			return
+		}
 		route := routePolicy{n: 1}
 		if r.URL.RawQuery != "" {
 			var origQuery string
-			if trusted(r, cfg.TrustedProxies) {
+			if isTrusted {
 				origQuery = originalQuery(r.Header)
 			}
 			var err error
 			if route, err = known.routePolicies(r.URL.RawQuery, origQuery); err != nil {
 				// The operator's typo: fail closed, loudly.
 				count.policyError.Inc(r)
-				logger.LogAttrs(r.Context(), slog.LevelError, "bad policy on the auth URL", slog.String("error", err.Error()))
+				logger.LogAttrs(r.Context(), slog.LevelError, "bad policy on the auth URL", slog.String("error", clip(err.Error())))
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
@@ -155,8 +168,8 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		if traced {
 			tracePolicy(r, route)
 		}
-		if cfg.AllowPreflight && r.Header.Get("Access-Control-Request-Method") != "" && trusted(r, cfg.TrustedProxies) &&
-			readOriginal(r.Header).method == http.MethodOptions {
+		if cfg.AllowPreflight && isTrusted && r.Header.Get("Access-Control-Request-Method") != "" &&
+			realPreflight(r, readOriginal(r.Header)) {
 			count.preflight.Inc(r)
 			setNoIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -62,7 +63,7 @@ func TestPolicies(t *testing.T) {
 
 func TestOptionalWithoutCredentialSetsEveryIdentityHeaderEmpty(t *testing.T) {
 	s := newStack(t, stackOptions{})
-	w := s.do("GET", "/auth?optional", hdr("X-Authgear-User-Id", "admin"))
+	w := s.do("GET", "/auth?optional", nil)
 	if w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
 	}
@@ -130,11 +131,24 @@ func TestPreflight(t *testing.T) {
 		{"preflight headers on a GET", true, testProxies, preflight("X-Forwarded-Method", "GET"), false},
 		{"client-sent X-Original-Method through Traefik", true, testProxies, preflight("X-Forwarded-Method", "GET", "X-Original-Method", "OPTIONS"), false},
 		{"client-sent X-Forwarded-Method through nginx", true, testProxies, preflight("X-Original-Method", "GET", "X-Forwarded-Method", "OPTIONS"), false},
+		// Look-alikes that may run application code: they need a credential.
+		{"no Origin", true, testProxies, hdr("X-Forwarded-Method", "OPTIONS", "Access-Control-Request-Method", "POST"), false},
+		{"with a body (nginx reports its length)", true, testProxies, preflight("X-Original-Method", "OPTIONS", "X-Original-Content-Length", "12"), false},
+		{"empty body (nginx)", true, testProxies, preflight("X-Original-Method", "OPTIONS", "X-Original-Content-Length", "0"), true},
+		{"chunked body (nginx)", true, testProxies, preflight("X-Original-Method", "OPTIONS", "X-Original-Transfer-Encoding", "chunked"), false},
+		{"with a Content-Type", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "Content-Type", "application/json"), false},
+		{"X-HTTP-Method-Override", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "X-HTTP-Method-Override", "POST"), false},
+		{"X-HTTP-Method", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "X-HTTP-Method", "DELETE"), false},
+		{"X-Method-Override", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "X-Method-Override", "PUT"), false},
+		{"X_HTTP_Method_Override (CGI spelling)", true, testProxies, preflight("X-Forwarded-Method", "OPTIONS", "X_HTTP_Method_Override", "POST"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStack(t, stackOptions{trusted: tt.proxies, preflight: tt.allow})
 			w := s.do("GET", "/auth", tt.header)
+			if w.Code == 500 || w.Code == 400 {
+				t.Fatalf("status %d (%s)", w.Code, w.Body.String())
+			}
 			if got := w.Code == 200; got != tt.wantAllow {
 				t.Fatalf("status %d, want allowed=%v", w.Code, tt.wantAllow)
 			}
@@ -216,4 +230,17 @@ func TestLoginRedirect(t *testing.T) {
 			t.Fatalf("status %d", w.Code)
 		}
 	})
+}
+
+// A body forwarded with the auth request (Traefik's forwardBody) shows that
+// the original OPTIONS was no preflight.
+func TestPreflightWithForwardedBody(t *testing.T) {
+	s := newStack(t, stackOptions{trusted: testProxies, preflight: true})
+	r := httptest.NewRequest("GET", "/auth", strings.NewReader("rm -rf"))
+	r.Header = hdr("X-Forwarded-Method", "OPTIONS", "Origin", "https://app.example", "Access-Control-Request-Method", "POST")
+	w := httptest.NewRecorder()
+	s.handler.ServeHTTP(w, r)
+	if w.Code == 200 {
+		t.Fatal("an OPTIONS with a body passed as a preflight")
+	}
 }

@@ -52,7 +52,7 @@ func New(cfg Config, d Deps) http.Handler {
 	r.Handle("/auth", auth)
 	r.Handle("/auth/*", auth)
 	r.Get("/healthz", handleHealthz())
-	r.Get("/readyz", handleReadyz(d.Redis))
+	r.Get("/readyz", handleReadyz(d.Redis, d.Logger))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
 	purges := newPurgeCounter(d.Registry)
 	if cfg.WebhookSecret != "" {
@@ -84,13 +84,16 @@ func handleHealthz() http.HandlerFunc {
 	}
 }
 
-func handleReadyz(redis Pinger) http.HandlerFunc {
+// handleReadyz names what is not ready but not why: the error (Redis's
+// address among it) is for the log, not for whoever can reach the port.
+func handleReadyz(redis Pinger, logger *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if redis != nil {
 			if err := redis.Ping(r.Context()); err != nil {
+				logger.LogAttrs(r.Context(), slog.LevelWarn, "not ready: redis", slog.String("error", err.Error()))
 				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte("not ready: redis: " + err.Error() + "\n"))
+				_, _ = w.Write([]byte("not ready: redis\n"))
 				return
 			}
 		}

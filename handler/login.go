@@ -32,22 +32,36 @@ func browserNavigation(method string, h http.Header) bool {
 }
 
 // location is the sign-in URL returning to u, or "" when u may not be
-// returned to.
+// returned to. The return URL never carries a userinfo part (a Host header
+// such as "evil.com@app.example.com" would otherwise show the user a URL
+// naming another site).
 func (c LoginConfig) location(u *url.URL) string {
-	if c.URL == nil || u == nil || (u.Scheme != "https" && u.Scheme != "http") || !c.returnAllowed(u.Hostname()) {
+	if c.URL == nil || u == nil || (u.Scheme != "https" && u.Scheme != "http") || !c.ReturnAllowed(u) {
 		return ""
 	}
+	ret := *u
+	ret.User = nil
 	login := *c.URL
 	q := login.Query()
-	q.Set(c.ReturnParam, u.String())
+	q.Set(c.ReturnParam, ret.String())
 	login.RawQuery = q.Encode()
 	return login.String()
 }
 
-func (c LoginConfig) returnAllowed(host string) bool {
-	host = strings.ToLower(host)
-	for _, h := range c.ReturnHosts {
-		h = strings.ToLower(h)
+// ReturnAllowed reports whether u's host, with its port, is one of
+// ReturnHosts: an entry without a port admits only the scheme's default
+// port, so a client naming another port in its Host header is not sent
+// there.
+func (c LoginConfig) ReturnAllowed(u *url.URL) bool {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	for _, entry := range c.ReturnHosts {
+		h, p := splitHostPort(strings.ToLower(entry))
+		if p != port {
+			continue
+		}
 		if h == host {
 			return true
 		}
@@ -56,4 +70,11 @@ func (c LoginConfig) returnAllowed(host string) bool {
 		}
 	}
 	return false
+}
+
+// splitHostPort splits "host[:port]" ("[v6]:port" too); the port is "" when
+// there is none.
+func splitHostPort(hostport string) (host, port string) {
+	u := url.URL{Host: hostport}
+	return u.Hostname(), u.Port()
 }

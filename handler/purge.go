@@ -76,6 +76,26 @@ type purgeDone struct {
 	Credential bool   `json:"credential,omitempty"`
 }
 
+// maxUserIDLen bounds a user id from a webhook or a purge: Authgear's are
+// UUIDs (36 characters). A longer one is not Authgear's, and would cost a
+// Redis key, a pub/sub message and a log line of the sender's choosing.
+const maxUserIDLen = 64
+
+// validUserID accepts what Authgear issues as a user id, with room to spare:
+// up to 64 letters, digits, '-', '_' and '.'.
+func validUserID(id string) bool {
+	if id == "" || len(id) > maxUserIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // errorResponse is the body of every refusal of the webhook and purge API.
 type errorResponse struct {
 	Error string `json:"error"`
@@ -106,6 +126,10 @@ func handlePurge(adminToken string, purger Purger, cookiePrefix string, purges *
 		req, status, err := decodePurgeRequest(w, r)
 		if err != nil {
 			writeJSON(w, status, errorResponse{err.Error()})
+			return
+		}
+		if req.UserID != "" && !validUserID(req.UserID) {
+			writeJSON(w, http.StatusBadRequest, errorResponse{"malformed user_id"})
 			return
 		}
 		var creds resolver.Credentials

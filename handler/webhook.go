@@ -104,7 +104,7 @@ func handleWebhook(secret string, purger UserPurger, purges *prometheus.CounterV
 		// signature.
 		attrs := []slog.Attr{slog.Int("status", res.status), slog.String("outcome", res.outcome)}
 		if res.event != "" {
-			attrs = append(attrs, slog.String("event", res.event))
+			attrs = append(attrs, slog.String("event", clip(res.event)))
 		}
 		if res.userID != "" {
 			attrs = append(attrs, slog.String("user_id", res.userID))
@@ -159,6 +159,11 @@ func serveWebhook(w http.ResponseWriter, r *http.Request, key []byte, purger Use
 	}
 	if err := json.Unmarshal(event.Payload, &payload); err != nil || payload.User.ID == "" {
 		res := refuse(http.StatusBadRequest, "event without payload.user.id")
+		res.event = event.Type
+		return res
+	}
+	if !validUserID(payload.User.ID) {
+		res := refuse(http.StatusBadRequest, "malformed payload.user.id")
 		res.event = event.Type
 		return res
 	}

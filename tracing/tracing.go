@@ -62,9 +62,11 @@ type Tracing struct {
 }
 
 // Usage is what -h says about tracing.
-const Usage = `Tracing (OpenTelemetry, off unless an endpoint is set; see README "Tracing"):
-  OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL,
-  OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_SERVICE_NAME, OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER
+const Usage = `
+Tracing: OpenTelemetry, off unless an OTLP endpoint is set (README, "Tracing"):
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+  OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG
+  OTEL_SERVICE_NAME, OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER
 `
 
 // Setup builds tracing from the standard variables read through getenv. It

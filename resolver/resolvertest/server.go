@@ -262,7 +262,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range cands {
-		userID, ok := s.sessions[sessionKey{c.kind, c.value}]
+		userID, ok := s.sessions[sessionKey(c)]
 		if !ok && c.kind == Bearer {
 			userID, ok = s.jwtUser(c.value)
 		}
