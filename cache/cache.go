@@ -141,8 +141,8 @@ func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Dec
 
 func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {
 	led := false
-	var f *flight // only when tracing
-	if c.cfg.Tracer != nil {
+	var f *flight // only for a traced request
+	if c.cfg.Tracer != nil && trace.SpanContextFromContext(ctx).IsValid() {
 		f = &flight{waitStart: time.Now()}
 	}
 	// Do, not DoChan: the leader works in its own goroutine instead of a new
@@ -160,8 +160,8 @@ func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request, stale *En
 	if !led {
 		c.coalesced.Inc()
 	}
-	if f != nil {
-		v = c.traceMiss(ctx, v, led, f.waitStart)
+	if c.cfg.Tracer != nil {
+		v = c.traceMiss(ctx, v, led, f)
 	}
 	if err != nil {
 		return nil, err

@@ -89,9 +89,16 @@ func (f *flight) resolved(span trace.Span, d *resolver.Decision, err error) {
 
 // traceMiss puts on the caller's span what answered its miss and returns the
 // decision. A request that waited for another's miss gets a span for its
-// wait, linked to the lookup or call it waited for.
-func (c *Cache) traceMiss(ctx context.Context, v any, led bool, waitStart time.Time) any {
-	f := v.(*flight)
+// wait, linked to the lookup or call it waited for. own is the caller's
+// flight, nil when the caller is not traced; v is the leader's.
+func (c *Cache) traceMiss(ctx context.Context, v any, led bool, own *flight) any {
+	f, ok := v.(*flight)
+	switch {
+	case !ok:
+		return v // led by a request that was not traced: nothing to tell
+	case own == nil:
+		return f.d
+	}
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(f.tier)
 	if f.d != nil && f.d.Stale {
@@ -99,7 +106,7 @@ func (c *Cache) traceMiss(ctx context.Context, v any, led bool, waitStart time.T
 	}
 	if !led {
 		span.SetAttributes(tracing.Coalesced.Bool(true))
-		_, wait := c.cfg.Tracer.Start(ctx, spanWait, trace.WithTimestamp(waitStart),
+		_, wait := c.cfg.Tracer.Start(ctx, spanWait, trace.WithTimestamp(own.waitStart),
 			trace.WithLinks(trace.Link{SpanContext: f.by}), trace.WithAttributes(f.tier))
 		wait.End()
 	}

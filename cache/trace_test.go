@@ -209,3 +209,44 @@ func TestStaleAllowIsMarkedOnTheSpan(t *testing.T) {
 		t.Errorf("stale answer: stale %q tier %q", attrOf(s, tracing.Stale), attrOf(s, tracing.Tier))
 	}
 }
+
+// A request without a span (nothing to trace) and a traced one may share a
+// miss either way round; the cache never starts a trace of its own.
+func TestTracedAndUntracedRequestsShareAMiss(t *testing.T) {
+	sr, tracer, withTracer := spanRecorder(t)
+	for i, untracedLeads := range []bool{true, false} {
+		tc := newTestCache(t, nil, testTTL, withTracer)
+		entered, release := tc.stub.hold()
+		traced, span := request(tracer, "traced")
+		first, second := traced, context.Background()
+		if untracedLeads {
+			first, second = second, first
+		}
+		var wg sync.WaitGroup
+		decide := func(ctx context.Context) {
+			defer wg.Done()
+			if d, err := tc.Decide(ctx, bearer("t")); err != nil || !d.Allow {
+				t.Errorf("Decide: %v, %v", d, err)
+			}
+		}
+		wg.Add(2)
+		go decide(first)
+		<-entered
+		go decide(second)
+		eventually(t, "the second request waits", func() bool {
+			return inSingleflight("TestTracedAndUntracedRequestsShareAMiss") == 2
+		})
+		release()
+		wg.Wait()
+		span.End()
+		got := named(t, sr.Ended(), "authgear resolve")
+		if untracedLeads && len(got) != 0 || !untracedLeads && len(got) != 1 {
+			t.Errorf("case %d: %d resolver spans, want one only when the traced request led", i, len(got))
+		}
+		for _, s := range sr.Ended() {
+			if s.Name() != "traced" && !s.Parent().IsValid() {
+				t.Errorf("case %d: the cache started a trace of its own (%q)", i, s.Name())
+			}
+		}
+	}
+}

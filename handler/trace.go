@@ -63,7 +63,11 @@ func traceAuth(next http.Handler, tracer trace.Tracer) http.Handler {
 		starts[m] = s
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx := r.Context()
+		_, remote := r.Header["Traceparent"] // the server canonicalizes names
+		if remote {
+			ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		}
 		byRoute, ok := starts[r.Method]
 		if !ok {
 			byRoute = starts["_OTHER"]
@@ -74,8 +78,15 @@ func traceAuth(next http.Handler, tracer trace.Tracer) http.Handler {
 		}
 		ctx, span := tracer.Start(ctx, st.name, server...)
 		defer span.End()
-		if !span.IsRecording() {
-			next.ServeHTTP(w, r.WithContext(ctx)) // its context still goes to Authgear
+		switch {
+		case !span.IsRecording() && !remote:
+			// Not sampled, and no caller's trace: the span's context would
+			// only tell Authgear not to sample a trace nobody records. Spare
+			// the request's copy.
+			next.ServeHTTP(w, r)
+			return
+		case !span.IsRecording():
+			next.ServeHTTP(w, r.WithContext(ctx)) // the gateway's decision goes on to Authgear
 			return
 		}
 		span.SetAttributes(st.attrs...)

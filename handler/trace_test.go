@@ -205,6 +205,28 @@ func TestUnsampledTraceIsPropagatedButNotRecorded(t *testing.T) {
 	}
 }
 
+// A trace that would begin here and is not sampled costs no traceparent.
+func TestUnsampledRootSendsNoTraceparent(t *testing.T) {
+	sr, tracer := recorder(t, sdktrace.ParentBased(sdktrace.NeverSample()))
+	s := newStack(t, stackOptions{tracer: tracer})
+	if w := s.do("GET", "/auth", bearerHeader("alice-token")); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	if n := len(sr.Ended()); n != 0 {
+		t.Errorf("%d spans recorded, none sampled", n)
+	}
+	if got := s.authgear.Traceparents(); len(got) != 0 {
+		t.Errorf("Authgear received %q for a trace nobody records", got)
+	}
+	// With a gateway's sampled trace, the same sampler follows it.
+	if w := s.do("GET", "/auth", hdr("Authorization", "Bearer bob-token", "Traceparent", gatewayParent)); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	if n := len(spansNamed(sr.Ended(), "GET /auth")); n != 1 || len(s.authgear.Traceparents()) != 1 {
+		t.Errorf("%d /auth spans and traceparents %q, want the gateway's trace followed", n, s.authgear.Traceparents())
+	}
+}
+
 // Off (no tracer): the gateway's traceparent is not passed on either, since
 // only the credentials and client details ever reach Authgear.
 func TestTracingOffSendsNoTraceparent(t *testing.T) {
