@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the real gateways the e2e suite (e2e/) runs are on this machine:
-# nginx and redis-server from apt, Traefik and Caddy built from source into a
+# nginx, HAProxy and redis-server from apt, Traefik and Caddy built from source into a
 # cache directory, each only when missing. Idempotent and quiet: it prints one
 # line per thing it had to install or build, nothing when all is there.
 #
@@ -31,9 +31,10 @@ run() {
 	fi
 }
 
-# --- apt packages: nginx (with auth_request) and redis-server ----------------
+# --- apt packages: nginx (with auth_request), HAProxy (with Lua) and redis-server
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
 	sudo=
@@ -74,6 +75,7 @@ fi
 
 if [ "${1:-}" = --env ]; then
 	printf 'export FORWARDAUTH_E2E_NGINX=%q\n' "$(command -v nginx || echo /usr/sbin/nginx)"
+	printf 'export FORWARDAUTH_E2E_HAPROXY=%q\n' "$(command -v haproxy || echo /usr/sbin/haproxy)"
 	printf 'export FORWARDAUTH_E2E_REDIS=%q\n' "$(command -v redis-server || echo /usr/bin/redis-server)"
 	printf 'export FORWARDAUTH_E2E_TRAEFIK=%q\n' "$traefik_bin"
 	printf 'export FORWARDAUTH_E2E_CADDY=%q\n' "$caddy_bin"

@@ -6,18 +6,18 @@
 # cost the server, and the ratio service/baseline. Then counts the resolver
 # calls of cold bursts (resolver economy).
 #
-#   bash bench/run.sh                          # every scenario, about 2.5 minutes
+#   bash bench/run.sh                          # every scenario, about 3 minutes
 #   DURATION=20s REPEAT=3 bash bench/run.sh    # longer, best of 3 (noisy machines)
 #   SCENARIOS="a d" bash bench/run.sh          # a subset
 #
 # Scenarios: a) in-process hit  b) Redis hit, one token  b2) Redis hit, many
 # warm tokens  c) 10,000 distinct tokens, cold  d) through nginx auth_request
-# e) resolver economy. Environment: DURATION (10s, wrk's -d), REPEAT (1: each
+# e) resolver economy  h) through HAProxy's lua.forwardauth. Environment: DURATION (10s, wrk's -d), REPEAT (1: each
 # service/baseline pair is run this many times, alternating, and the best
 # req/s of each is kept), THREADS (2), CONNS (64), TOKENS (10000, b2 and c),
 # ECON_N (1000) concurrent requests carrying ECON_K (100) tokens in e,
 # ECON_DELAY (50ms, the resolver's latency in e), NGINX_WORKERS (1),
-# SCENARIOS ("a b b2 c d e").
+# HAPROXY_THREADS (1), SCENARIOS ("a b b2 c d e h").
 # Everything listens on 127.0.0.1; every process started is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,8 @@ ECON_N=${ECON_N:-1000}
 ECON_K=${ECON_K:-100}
 ECON_DELAY=${ECON_DELAY:-50ms}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
-SCENARIOS=${SCENARIOS:-"a b b2 c d e"}
+HAPROXY_THREADS=${HAPROXY_THREADS:-1}
+SCENARIOS=${SCENARIOS:-"a b b2 c d e h"}
 
 # --- tools ---------------------------------------------------------------
 need=()
@@ -40,6 +41,7 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
@@ -47,6 +49,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 command -v go >/dev/null || { echo "go is required" >&2; exit 1; }
 
 # --- processes -------------------------------------------------------------
@@ -342,6 +345,48 @@ if want d; then
   bench "d nginx alone, no auth_request" "http://127.0.0.1:$p_noauth/" "$workers" "${tok[@]}"
   stop "$nginx_pid"
   stop "$svc_pid"
+fi
+
+# --- h) through HAProxy --------------------------------------------------------
+if want h; then
+  echo "== h) through HAProxy lua.forwardauth (nbthread $HAPROXY_THREADS), deploy/haproxy as shipped: the service (in-process hit) vs the baseline as auth server"
+  service svc-h
+  check "$svc/auth" tok-0
+  # The application: another baseline process (any 200 will do).
+  start app-h "$tmp/baseline" -url-file "$tmp/app-h.url"
+  app_h_pid=$last_pid
+  app_h=$(wait_file "$tmp/app-h.url" app-h)
+  # haproxy_cfg AUTH_ADDR PORT [sed args...]: deploy/haproxy/haproxy.cfg with
+  # the addresses rewritten (as the e2e suite does) and nbthread set.
+  haproxy_cfg() {
+    local auth=$1 port=$2; shift 2
+    sed -e "s|^global\$|global\n    nbthread $HAPROXY_THREADS|" -e "s|bind :80|bind 127.0.0.1:$port|" \
+      -e "s|/etc/haproxy/forwardauth.lua|$repo/deploy/haproxy/forwardauth.lua|" \
+      -e "s|forwardauth:8080|$auth|g" -e "s|app:8080|${app_h#http://}|" "$@" deploy/haproxy/haproxy.cfg
+  }
+  p_svc=$(free_port); p_base=$(free_port); p_noauth=$(free_port)
+  haproxy_cfg "${svc#http://}" "$p_svc" >"$tmp/haproxy-svc.cfg"
+  haproxy_cfg "${baseline#http://}" "$p_base" >"$tmp/haproxy-base.cfg"
+  # No check at all: the same file without the action and its guard.
+  haproxy_cfg "${baseline#http://}" "$p_noauth" -e '/lua\.forwardauth/d' -e '/deny_status 500/d' >"$tmp/haproxy-noauth.cfg"
+  for c in svc base noauth; do
+    "$HAPROXY" -c -q -f "$tmp/haproxy-$c.cfg" || die "haproxy -c: haproxy-$c.cfg"
+    start "haproxy-$c" "$HAPROXY" -db -f "$tmp/haproxy-$c.cfg"
+    printf -v "hap_$c" '%s' "$last_pid"
+  done
+  wait_http "http://127.0.0.1:$p_svc/" haproxy-svc
+  wait_http "http://127.0.0.1:$p_base/" haproxy-base
+  wait_http "http://127.0.0.1:$p_noauth/" haproxy-noauth
+  check "http://127.0.0.1:$p_svc/" tok-0
+  check "http://127.0.0.1:$p_base/" tok-0
+  check "http://127.0.0.1:$p_noauth/" tok-0
+  echo "  (server CPU: HAProxy's own; the auth server's is in a and d)"
+  h_svc() { bench "h HAProxy + service" "http://127.0.0.1:$p_svc/" "$hap_svc" "${tok[@]}"; }
+  h_base() { bench "h HAProxy + baseline" "http://127.0.0.1:$p_base/" "$hap_base" "${tok[@]}"; }
+  pair "h through HAProxy" "h HAProxy + service" h_svc "h HAProxy + baseline" h_base
+  bench "h HAProxy alone, no lua.forwardauth" "http://127.0.0.1:$p_noauth/" "$hap_noauth" "${tok[@]}"
+  stop "$hap_svc"; stop "$hap_base"; stop "$hap_noauth"
+  stop "$app_h_pid"; stop "$svc_pid"
 fi
 
 # --- e) resolver economy -------------------------------------------------------

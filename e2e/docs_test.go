@@ -19,6 +19,7 @@ const snippetMarker = "<!-- snippet: "
 // file the gateways above were tested with.
 func TestDocumentedSnippetsAreTheShippedFiles(t *testing.T) {
 	found := 0
+	quoted := map[string]bool{} // "doc path" of every checked block
 	for _, doc := range []string{"README.md", "deploy/README.md"} {
 		f, err := os.Open(filepath.Join(repoRoot, doc))
 		if os.IsNotExist(err) {
@@ -64,10 +65,28 @@ func TestDocumentedSnippetsAreTheShippedFiles(t *testing.T) {
 				t.Errorf("%s:%d: the block differs from %s: copy the file into the documentation", doc, i+1, path)
 			}
 			found++
+			quoted[doc+" "+path] = true
 			i = k
 		}
 	}
 	if found == 0 {
 		t.Errorf("no snippet markers found in README.md or deploy/README.md")
 	}
+	for _, path := range readmeFiles {
+		if !quoted["README.md "+path] {
+			t.Errorf("README.md does not quote %s (with a snippet marker)", path)
+		}
+	}
+}
+
+// readmeFiles are the gateway files the e2e suite runs that README.md must
+// quote.
+var readmeFiles = []string{
+	"deploy/nginx/forwardauth.conf",
+	"deploy/nginx/snippets/forwardauth-authrequest.conf",
+	"deploy/nginx/snippets/forwardauth-identity.conf",
+	"deploy/traefik/dynamic.yml",
+	"deploy/caddy/Caddyfile",
+	"deploy/haproxy/haproxy.cfg",
+	"deploy/haproxy/forwardauth.lua",
 }

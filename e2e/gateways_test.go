@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,15 +26,22 @@ var gateways = []gateway{
 	{"traefik-docker-labels", startTraefikLabels},
 	{"traefik-kubernetes-crd", startTraefikCRD},
 	{"caddy", startCaddy},
+	{"haproxy", startHAProxy},
 }
 
 // waitRouted polls the gateway until a request for the app is answered by the
 // service (401 without credentials), i.e. its routes are loaded.
 func waitRouted(t *testing.T, p *process, base string) {
 	t.Helper()
+	waitRoutedHost(t, p, base, appHost)
+}
+
+// waitRoutedHost is waitRouted for an application at host.
+func waitRoutedHost(t *testing.T, p *process, base, host string) {
+	t.Helper()
 	waitFor(t, p, 30*time.Second, func() error {
 		req, _ := http.NewRequest(http.MethodGet, base+"/__e2e_ready", nil)
-		req.Host = appHost
+		req.Host = host
 		req.Header.Set("Accept", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -58,9 +66,10 @@ func startNginx(t *testing.T, st *stack) string {
 // (dir/access.log), in dir.
 func startNginxIn(t *testing.T, st *stack, dir string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_NGINX", "", "nginx", "/usr/sbin/nginx")
-	port := freePort(t)
+	port := st.port(t)
 	writeFile(t, filepath.Join(dir, "conf.d", "forwardauth.conf"), template(t, "nginx/forwardauth.conf",
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
+		"server_name "+appHost+";", "server_name "+strings.Join(st.publicHosts(), " ")+";",
 		"access_log /var/log/nginx/access.log forwardauth;", "access_log "+filepath.Join(dir, "access.log")+" forwardauth;",
 		"server forwardauth:8080;", "server "+st.service+";",
 		"server app:8080;", "server "+st.upstream.addr()+";",
@@ -83,7 +92,7 @@ http {
 	p := startProcess(t, "nginx", exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"),
 		"-g", fmt.Sprintf("daemon off; pid %s; error_log stderr;", filepath.Join(dir, "nginx.pid"))))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitRouted(t, p, base)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
 	return base
 }
 
@@ -94,10 +103,15 @@ func startTraefik(t *testing.T, st *stack) string { return startTraefikWith(t, s
 func startTraefikWith(t *testing.T, st *stack, replacements ...string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_TRAEFIK", "traefik-"+traefikVersion, "traefik")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := st.port(t)
+	hosts := make([]string, 0, 2)
+	for _, h := range st.publicHosts() {
+		hosts = append(hosts, "Host(`"+h+"`)")
+	}
 	dynamic := filepath.Join(dir, "dynamic.yml")
 	writeFile(t, dynamic, template(t, "traefik/dynamic.yml",
-		"http://forwardauth:8080/", "http://"+st.service+"/",
+		"http://forwardauth:8080", "http://"+st.service,
+		"Host(`"+appHost+"`)", "("+strings.Join(hosts, " || ")+")",
 		"http://app:8080", "http://"+st.upstream.addr(),
 	))
 	static := filepath.Join(dir, "traefik.yml")
@@ -109,7 +123,7 @@ func startTraefikWith(t *testing.T, st *stack, replacements ...string) string {
 	))
 	p := startProcess(t, "traefik", exec.Command(bin, "--configFile="+static))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitRouted(t, p, base)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
 	return base
 }
 
@@ -122,11 +136,20 @@ func startCaddy(t *testing.T, st *stack) string { return startCaddyWith(t, st, "
 func startCaddyWith(t *testing.T, st *stack, directives string, env ...string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_CADDY", "caddy-"+caddyVersion, "caddy")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := st.port(t)
+	sites := make([]string, 0, 2)
+	for _, h := range st.publicHosts() {
+		sites = append(sites, fmt.Sprintf("http://%s:%d", h, port))
+	}
+	site := strings.Join(sites, ", ") + " {"
+	if directives != "" {
+		site += "\n" + directives
+	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	writeFile(t, caddyfile, template(t, "caddy/Caddyfile",
-		appHost+" {", fmt.Sprintf("http://%s:%d {\n%s", appHost, port, directives),
+		appHost+" {", site,
 		"forward_auth forwardauth:8080 {", "forward_auth "+st.service+" {",
+		"reverse_proxy forwardauth:8080", "reverse_proxy "+st.service,
 		"reverse_proxy app:8080", "reverse_proxy "+st.upstream.addr(),
 	))
 	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
@@ -138,6 +161,33 @@ func startCaddyWith(t *testing.T, st *stack, directives string, env ...string) s
 	)
 	cmd.Env = append(cmd.Env, env...)
 	p := startProcess(t, "caddy", cmd)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
+	return base
+}
+
+// startHAProxy runs deploy/haproxy/haproxy.cfg with deploy/haproxy/forwardauth.lua.
+func startHAProxy(t *testing.T, st *stack) string {
+	return startHAProxyWith(t, st.service, st.upstream.addr())
+}
+
+// startHAProxyWith runs the shipped HAProxy files with the given service and
+// application addresses (host:port) and any further replacements.
+func startHAProxyWith(t *testing.T, service, app string, replacements ...string) string {
+	bin := findBinary(t, "FORWARDAUTH_E2E_HAPROXY", "", "haproxy", "/usr/sbin/haproxy")
+	dir := t.TempDir()
+	port := freePort(t)
+	lua := filepath.Join(dir, "forwardauth.lua")
+	writeFile(t, lua, template(t, "haproxy/forwardauth.lua"))
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	writeFile(t, cfg, template(t, "haproxy/haproxy.cfg", append([]string{
+		"bind :80", fmt.Sprintf("bind 127.0.0.1:%d", port),
+		"/etc/haproxy/forwardauth.lua", lua,
+		"forwardauth:8080", service,
+		"server app app:8080", "server app " + app,
+	}, replacements...)...))
+	// -db: stay in the foreground; -W would add a master process.
+	p := startProcess(t, "haproxy", exec.Command(bin, "-db", "-f", cfg))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitRouted(t, p, base)
 	return base

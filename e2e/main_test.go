@@ -1,7 +1,7 @@
 //go:build e2e
 
 // Package e2e runs the real service behind each real gateway (nginx, Traefik,
-// Caddy) with the very configuration files shipped in deploy/, templated only
+// Caddy, HAProxy) with the very configuration files shipped in deploy/, templated only
 // for ports and addresses, in front of the Authgear test double, a real Redis
 // and an echoing upstream.
 //
@@ -10,7 +10,7 @@
 //
 // A missing gateway or redis-server skips its tests, unless
 // FORWARDAUTH_E2E=required, which makes it a failure. Binaries are looked up
-// in FORWARDAUTH_E2E_{NGINX,TRAEFIK,CADDY,REDIS}, then in the cache directory
+// in FORWARDAUTH_E2E_{NGINX,TRAEFIK,CADDY,HAPROXY,REDIS,CHROMIUM}, then in the cache directory
 // .ci/gateways.sh builds into, then in PATH.
 package e2e
 

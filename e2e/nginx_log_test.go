@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The shipped nginx access log names the signed-in user, "-" for nobody.
@@ -17,19 +18,18 @@ func TestNginxAccessLogNamesTheUser(t *testing.T) {
 	allowed(t, st, do(t, base, "GET", "/logged/in", "", bearer(tokenAlice)...))
 	blocked(t, st, do(t, base, "GET", "/logged/out", "", "Accept", acceptJSON), 401)
 
-	// nginx writes a request's line when it is done, before the response is
-	// complete for the client only in theory: the file is read after both.
-	b, err := os.ReadFile(filepath.Join(dir, "access.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// nginx writes a request's line in its log phase, which may come after
+	// the client has its answer: wait (generously) for both lines.
 	var in, out string
-	for line := range strings.Lines(string(b)) {
-		switch {
-		case strings.Contains(line, "/logged/in"):
-			in = line
-		case strings.Contains(line, "/logged/out"):
-			out = line
+	for deadline := time.Now().Add(15 * time.Second); (in == "" || out == "") && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(dir, "access.log"))
+		for line := range strings.Lines(string(b)) {
+			switch {
+			case strings.Contains(line, "/logged/in"):
+				in = line
+			case strings.Contains(line, "/logged/out"):
+				out = line
+			}
 		}
 	}
 	if !strings.Contains(in, " - "+userAlice.UserID+" [") {

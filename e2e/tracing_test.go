@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
 	"github.com/authgear/authgear-forwardauth/tracing/tracingtest"
 )
 
@@ -23,10 +24,15 @@ const quickBatches = "100"
 // service is the service.name of the service in these tests.
 const service = "forwardauth-e2e"
 
+// tracedStack is the stack with env (NAME=value) added to the service's.
+func tracedStack(t *testing.T, env ...string) *stack {
+	return newStackWith(t, stackOptions{setup: func(*resolvertest.Server) []string { return env }})
+}
+
 func TestTracingThroughTraefik(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", quickBatches)
 	rcv := tracingtest.Start(t)
-	st := newStack(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL, "OTEL_SERVICE_NAME="+service)
+	st := tracedStack(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL, "OTEL_SERVICE_NAME="+service)
 	// Traefik's own tracing, OTLP over HTTP: the shipped traefik.yml's
 	// commented block, uncommented.
 	base := startTraefikWith(t, st, `#tracing:
@@ -49,7 +55,7 @@ func TestTracingThroughCaddy(t *testing.T) {
 	// Both over OTLP/gRPC this time, Caddy's other protocol (its default,
 	// like the service's, is OTLP/HTTP).
 	otlp := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + rcv.GRPC, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}
-	st := newStack(t, append(otlp, "OTEL_SERVICE_NAME="+service)...)
+	st := tracedStack(t, append(otlp, "OTEL_SERVICE_NAME="+service)...)
 	base := startCaddyWith(t, st, "\ttracing", append(otlp, "OTEL_SERVICE_NAME=caddy")...)
 	checkGatewayTrace(t, st, rcv, base, "caddy")
 }
@@ -147,7 +153,7 @@ func checkGatewayTrace(t *testing.T, st *stack, rcv *tracingtest.Receiver, base,
 func TestTraceparentThroughNginx(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", quickBatches)
 	rcv := tracingtest.Start(t)
-	st := newStack(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL, "OTEL_SERVICE_NAME="+service)
+	st := tracedStack(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.URL, "OTEL_SERVICE_NAME="+service)
 	base := startNginx(t, st)
 	const traceID, parent = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
 	r := do(t, base, "GET", "/traced", "", "Authorization", "Bearer "+tokenAlice,

@@ -110,7 +110,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 	// refuse answers a request without a valid credential: a sign-in
 	// redirect for a browser, else 401.
 	refuse := func(w http.ResponseWriter, r *http.Request, bearer bool) {
-		if cfg.Login.URL != nil && trusted(r, cfg.TrustedProxies) {
+		if cfg.Login.enabled() && trusted(r, cfg.TrustedProxies) {
 			o := readOriginal(r.Header)
 			if browserNavigation(o.method, r.Header) {
 				if loc := cfg.Login.location(o.url); loc != "" {

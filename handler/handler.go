@@ -61,6 +61,9 @@ func New(cfg Config, d Deps) http.Handler {
 	if cfg.AdminToken != "" {
 		r.Post("/purge", handlePurge(cfg.AdminToken, d.Purger, cfg.Auth.CookiePrefix, purges, d.Logger).ServeHTTP)
 	}
+	if cfg.Auth.Login.Signin != nil {
+		mountSignin(r, cfg.Auth.Login, cfg.Auth.CookiePrefix, d.Purger, purges, d.Logger, d.Registry)
+	}
 	return authFirst(auth, r)
 }
 

@@ -46,6 +46,9 @@ type Server struct {
 	// PublicHost is the project's host; a resolve for any other is 404.
 	PublicHost   string
 	CookiePrefix string
+	// CookieDomain is the Domain of the session cookie the sign-in form sets
+	// (Authgear's http.cookie_domain, the apps' parent domain); "" host-only.
+	CookieDomain string
 
 	calls            atomic.Int64
 	jwksFetches      atomic.Int64
@@ -60,7 +63,8 @@ type Server struct {
 	last     *http.Request
 	traces   []string // traceparent headers received, the last maxTraces
 	release  chan struct{}
-	jwt      jwtState // signing keys and revoked grants, see jwt.go
+	jwt      jwtState   // signing keys and revoked grants, see jwt.go
+	oauth    oauthState // clients, passwords, sign-ins in progress, see oauth.go
 }
 
 type sessionKey struct {
@@ -83,6 +87,11 @@ func NewServer(publicHost string) *Server {
 	mux.HandleFunc("/resolve", s.resolve)
 	mux.HandleFunc("/.well-known/openid-configuration", s.discovery)
 	mux.HandleFunc("/oauth2/jwks", s.jwks)
+	mux.HandleFunc("/oauth2/authorize", s.authorize)
+	mux.HandleFunc("/login", s.login)
+	mux.HandleFunc("/oauth2/end_session", s.endSession)
+	mux.HandleFunc("/settings", s.settings)
+	s.oauthInit()
 	s.Server = httptest.NewServer(mux)
 	return s
 }
