@@ -157,6 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	deps := handler.Deps{Decider: c, Purger: revoker, Logger: logger, Registry: reg, Tracer: tracer}
 	if redisTier != nil {
 		deps.Redis = redisTier
+		reg.MustRegister(redisTier.SubscriptionGauge())
 		cache.StartListening(background, redisTier, revoker.Deny, caches...)
 	}
 	srv := &http.Server{

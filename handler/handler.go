@@ -4,9 +4,11 @@ package handler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +55,7 @@ func New(cfg Config, d Deps) http.Handler {
 	r.Handle("/auth/*", auth)
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d.Redis, d.Logger))
+	d.Registry.MustRegister(newReadyGauge(d.Redis))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
 	purges := newPurgeCounter(d.Registry)
 	if cfg.WebhookSecret != "" {
@@ -92,14 +95,43 @@ func handleHealthz() http.HandlerFunc {
 func handleReadyz(redis Pinger, logger *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if redis != nil {
-			if err := redis.Ping(r.Context()); err != nil {
-				logger.LogAttrs(r.Context(), slog.LevelWarn, "not ready: redis", slog.String("error", err.Error()))
-				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte("not ready: redis\n"))
-				return
-			}
+		if err := ready(r.Context(), redis); err != nil {
+			logger.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.String("error", err.Error()))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: redis\n"))
+			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	}
+}
+
+// ready is what /readyz and forwardauth_ready report: Redis, when used,
+// answers and this replica listens for purges.
+func ready(ctx context.Context, redis Pinger) error {
+	if redis == nil {
+		return nil
+	}
+	if err := redis.Ping(ctx); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// readyCheckTimeout bounds the check a scrape of forwardauth_ready makes.
+const readyCheckTimeout = 2 * time.Second
+
+// newReadyGauge is forwardauth_ready: the readiness check, made at each
+// scrape, so that a replica Kubernetes keeps out of its Service still shows.
+func newReadyGauge(redis Pinger) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "forwardauth_ready",
+		Help: "1 when this replica is ready (what /readyz answers, checked at each scrape), 0 when it is not.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), readyCheckTimeout)
+		defer cancel()
+		if ready(ctx, redis) != nil {
+			return 0
+		}
+		return 1
+	})
 }
