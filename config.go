@@ -60,6 +60,13 @@ type config struct {
 	LoginReturnHosts string `envconfig:"LOGIN_RETURN_HOSTS" desc:"comma-separated hosts (*.example.com for subdomains; host:port for a port other than the scheme's default) the return URL may point at; required with LOGIN_URL"`
 	LoginReturnParam string `envconfig:"LOGIN_RETURN_PARAM" default:"return_to" desc:"parameter of LOGIN_URL that carries the original URL"`
 
+	// The built-in browser sign-in (config_signin.go).
+	AuthgearClientID   string        `envconfig:"AUTHGEAR_CLIENT_ID" desc:"turns on the built-in browser sign-in through Authgear's authorize endpoint: a first-party client of the project"`
+	SigninStateSecret  string        `envconfig:"SIGNIN_STATE_SECRET" desc:"with AUTHGEAR_CLIENT_ID: key of the signed sign-in state (32+ characters, the same on every replica)"`
+	SignoutRedirectURL string        `envconfig:"SIGNOUT_REDIRECT_URL" desc:"with AUTHGEAR_CLIENT_ID: where Authgear sends the browser after sign-out (a registered post-logout redirect URI)"`
+	SigninCallbackURL  string        `envconfig:"SIGNIN_CALLBACK_URL" desc:"one callback for every app host, https://<host>/_forwardauth/callback (default: each app host's own)"`
+	SigninStateTTL     time.Duration `envconfig:"SIGNIN_STATE_TTL" default:"15m" desc:"how long a sign-in may take, from the redirect to Authgear to the callback (1m to 1h)"`
+
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"how long SIGTERM waits for requests in flight"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 
@@ -73,6 +80,7 @@ type config struct {
 	shapes      handler.CredentialShapes
 	loginURL    *url.URL
 	returnHosts []string
+	signin      *handler.SigninConfig
 }
 
 // loadConfig reads every variable through getenv, as envconfig's tags
@@ -248,6 +256,9 @@ func (c *config) validate() error {
 		if c.LoginReturnParam == "" {
 			return errors.New("LOGIN_RETURN_PARAM: must not be empty")
 		}
+	}
+	if err := c.validateSignin(); err != nil {
+		return err
 	}
 	if err := c.logLevel.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("LOG_LEVEL=%q: must be debug, info, warn or error", c.LogLevel)

@@ -24,6 +24,7 @@ import (
 	"github.com/authgear/authgear-forwardauth/handler"
 	"github.com/authgear/authgear-forwardauth/perclient"
 	"github.com/authgear/authgear-forwardauth/resolver"
+	"github.com/authgear/authgear-forwardauth/tracing"
 )
 
 func main() {
@@ -40,7 +41,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 1 {
 		switch args[1] {
 		case "-h", "-help", "--help", "help":
-			return printUsage(stdout)
+			if err := printUsage(stdout); err != nil {
+				return err
+			}
+			_, err := io.WriteString(stdout, tracing.Usage)
+			return err
 		case "healthcheck":
 			return healthcheck(ctx, getenv("LISTEN_ADDR"))
 		default:
@@ -53,6 +58,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
 
+	// Tracing is off (a nil tracer, no work at all) unless an OTLP endpoint
+	// is set; on shutdown the spans still buffered are exported.
+	tr, err := tracing.Setup(ctx, getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(fctx); err != nil {
+			logger.Warn("tracing: flushing spans on shutdown failed", "error", err.Error())
+		}
+	}()
+	tracer := tr.Tracer()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -61,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ResolverURL:  cfg.resolverURL,
 		CookiePrefix: cfg.CookiePrefix,
 		Timeout:      cfg.ResolverTimeout,
+
+		PropagateTrace: tracer != nil, // Authgear's spans join the request's trace
 	}, resolver.NewHTTPClient(cfg.ResolverTimeout), logger, reg)
 	guard := resolver.NewGuard(client, resolver.GuardConfig{
 		MaxConcurrent: cfg.ResolverMaxConcurrent,
@@ -103,6 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// RESOLVER_TIMEOUT, however slow Authgear is.
 		FetchTimeout: cfg.ResolverTimeout + 100*time.Millisecond,
 		StaleIfError: cfg.StaleIfError,
+		Tracer:       tracer,
 	}, keyer, cache.NewLocal(cfg.LocalCacheSize, localTTL, nil), shared, guarded, logger,
 		prometheus.WrapRegistererWith(prometheus.Labels{"cache": "resolver"}, reg))
 
@@ -141,9 +164,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		caches = append(caches, jwtCache)
 	}
 
-	deps := handler.Deps{Decider: c, Purger: revoker, Logger: logger, Registry: reg}
+	deps := handler.Deps{Decider: c, Purger: revoker, Logger: logger, Registry: reg, Tracer: tracer}
 	if redisTier != nil {
 		deps.Redis = redisTier
+		reg.MustRegister(redisTier.SubscriptionGauge())
 		cache.StartListening(background, redisTier, revoker.Deny, caches...)
 	}
 	srv := &http.Server{
@@ -153,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				CookiePrefix:   cfg.CookiePrefix,
 				TrustedProxies: cfg.proxies,
 				AllowPreflight: cfg.AllowPreflight,
-				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts},
+				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts, Signin: cfg.signin},
 				JWT:            jwtCfg,
 				Shapes:         cfg.shapes,
 			},

@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 eval "$(.ci/gateways.sh --env)"
+# The browser test's screenshots, kept as CI artifacts (it prints the folder).
+export FORWARDAUTH_E2E_ARTIFACTS=${FORWARDAUTH_E2E_ARTIFACTS:-$PWD/artifacts/e2e}
 FORWARDAUTH_E2E=required exec go test -tags e2e ./e2e/ -count=1 -v "$@"

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -333,6 +334,21 @@ func (r *Redis) Subscribe(ctx context.Context, onMessage func(string), onSubscri
 			onMessage(m.Payload)
 		}
 	}
+}
+
+// SubscriptionGauge is forwardauth_purge_subscription_up, read at each
+// scrape: 0 while this replica does not listen for purges (it then misses
+// other replicas' revocations and reports not ready).
+func (r *Redis) SubscriptionGauge() prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "forwardauth_purge_subscription_up",
+		Help: "1 while this replica listens on Redis for purges announced by the others, 0 while it does not.",
+	}, func() float64 {
+		if r.listening.Load() == 2 {
+			return 1
+		}
+		return 0
+	})
 }
 
 func parsePurge(s string) (Purge, bool) {

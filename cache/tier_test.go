@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authgear/authgear-forwardauth/cache/redistest"
@@ -168,7 +169,14 @@ func TestLocalTier(t *testing.T) {
 		clock.now = time.Now()
 		l := NewLocal(1000, time.Hour, clock)
 		return tierCase{tier: l, checkExpiry: func(t *testing.T, k Key, ttl time.Duration) {
-			clock.Advance(ttl - time.Millisecond)
+			// The suite sets Expires from the real clock, which has moved on
+			// since this fake one was set (by more than a millisecond on a
+			// loaded machine): step to the entry's own expiry.
+			e, ok, _ := l.Get(context.Background(), k)
+			if !ok {
+				t.Fatal("entry not stored")
+			}
+			clock.Advance(e.Expires.Sub(clock.Now()) - time.Millisecond)
 			if _, ok, _ := l.Get(context.Background(), k); !ok {
 				t.Fatal("entry gone before its expiry")
 			}
@@ -283,4 +291,29 @@ func TestRedisNotReadyUntilListening(t *testing.T) {
 	if err := r.Ping(context.Background()); err != nil {
 		t.Fatalf("listening: %v", err)
 	}
+}
+
+// TestSubscriptionGaugeFollowsTheSubscription: forwardauth_purge_subscription_up
+// is 1 only while the replica listens for purges, so an alert can tell a
+// replica that misses other replicas' revocations.
+func TestSubscriptionGaugeFollowsTheSubscription(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	r := NewRedis(client, RedisConfig{Prefix: "t:", Timeout: time.Second, RetryAfter: 0, TombstoneTTL: time.Second, MaxTTL: time.Minute}, discard)
+	t.Cleanup(r.Close)
+	gauge := r.SubscriptionGauge()
+	if got := testutil.ToFloat64(gauge); got != 0 {
+		t.Fatalf("before listening: %v, want 0", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	StartListening(ctx, r, nil)
+	eventually(t, "gauge 1 once subscribed", func() bool { return testutil.ToFloat64(gauge) == 1 })
+	srv.Stop()
+	eventually(t, "gauge 0 while Redis is down", func() bool { return testutil.ToFloat64(gauge) == 0 })
+	srv.Restart()
+	eventually(t, "gauge 1 once subscribed again", func() bool { return testutil.ToFloat64(gauge) == 1 })
+	cancel()
+	eventually(t, "gauge 0 once the subscriber stopped", func() bool { return testutil.ToFloat64(gauge) == 0 })
 }

@@ -17,7 +17,9 @@ import (
 func TestGatewaysPassOnTooManyRequests(t *testing.T) {
 	for _, gw := range gateways {
 		t.Run(gw.name, func(t *testing.T) {
-			st := newStack(t, "RESOLVER_CLIENT_RATE=1", "RESOLVER_CLIENT_BURST=3")
+			st := newStackWith(t, stackOptions{setup: func(*resolvertest.Server) []string {
+				return []string{"RESOLVER_CLIENT_RATE=1", "RESOLVER_CLIENT_BURST=3"}
+			}})
 			base := gw.start(t, st)
 			allowed(t, st, do(t, base, "GET", "/hello", "", bearer(tokenAlice)...))
 			blocked(t, st, do(t, base, "GET", "/hello", "", bearer(tokenUnknown)...), http.StatusUnauthorized)

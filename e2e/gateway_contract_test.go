@@ -176,6 +176,21 @@ var contract = []struct {
 			"X-Original-Method", "OPTIONS", "X-Forwarded-Method", "OPTIONS")
 		blocked(t, st, r, http.StatusUnauthorized)
 	}},
+	{"routes/the service's own /_forwardauth/ pages skip the check; the auth locations are not public", func(t *testing.T, st *stack, base, _ string) {
+		// This stack uses LOGIN_URL, so the service has no sign-in pages: its
+		// 404, not the login redirect, shows the gateway sent it there.
+		r := do(t, base, "GET", "/_forwardauth/callback?state=x", "", "Accept", acceptHTML)
+		blocked(t, st, r, http.StatusNotFound)
+		for _, uri := range []string{"/_authgear_auth", "/_authgear_auth_admin", "/_authgear_auth_optional"} {
+			r := do(t, base, "GET", uri, "", "Accept", acceptJSON)
+			if r.status != http.StatusNotFound && r.status != http.StatusUnauthorized {
+				t.Errorf("GET %s: status %d, want 404 (nginx: internal) or 401 (an app path)", uri, r.status)
+			}
+			if st.upstream.reached(r.id) {
+				t.Errorf("GET %s reached the upstream", uri)
+			}
+		}
+	}},
 	{"outage/Authgear down: 5xx and the upstream is not reached", func(t *testing.T, st *stack, base, gw string) {
 		// A credential that is valid but was never resolved, so no cache holds it.
 		token := resolvertest.Token("tokenFresh" + gw)

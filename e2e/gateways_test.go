@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,9 +33,15 @@ var gateways = []gateway{
 // service (401 without credentials), i.e. its routes are loaded.
 func waitRouted(t *testing.T, p *process, base string) {
 	t.Helper()
+	waitRoutedHost(t, p, base, appHost)
+}
+
+// waitRoutedHost is waitRouted for an application at host.
+func waitRoutedHost(t *testing.T, p *process, base, host string) {
+	t.Helper()
 	waitFor(t, p, 30*time.Second, func() error {
 		req, _ := http.NewRequest(http.MethodGet, base+"/__e2e_ready", nil)
-		req.Host = appHost
+		req.Host = host
 		req.Header.Set("Accept", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -59,9 +66,10 @@ func startNginx(t *testing.T, st *stack) string {
 // (dir/access.log), in dir.
 func startNginxIn(t *testing.T, st *stack, dir string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_NGINX", "", "nginx", "/usr/sbin/nginx")
-	port := freePort(t)
+	port := st.port(t)
 	writeFile(t, filepath.Join(dir, "conf.d", "forwardauth.conf"), template(t, "nginx/forwardauth.conf",
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
+		"server_name "+appHost+";", "server_name "+strings.Join(st.publicHosts(), " ")+";",
 		"access_log /var/log/nginx/access.log forwardauth;", "access_log "+filepath.Join(dir, "access.log")+" forwardauth;",
 		"server forwardauth:8080;", "server "+st.service+";",
 		"server app:8080;", "server "+st.upstream.addr()+";",
@@ -84,41 +92,64 @@ http {
 	p := startProcess(t, "nginx", exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"),
 		"-g", fmt.Sprintf("daemon off; pid %s; error_log stderr;", filepath.Join(dir, "nginx.pid"))))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitRouted(t, p, base)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
 	return base
 }
 
 // startTraefik runs deploy/traefik/traefik.yml with deploy/traefik/dynamic.yml.
-func startTraefik(t *testing.T, st *stack) string {
+func startTraefik(t *testing.T, st *stack) string { return startTraefikWith(t, st) }
+
+// startTraefikWith makes more replacements (old, new pairs) in traefik.yml.
+func startTraefikWith(t *testing.T, st *stack, replacements ...string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_TRAEFIK", "traefik-"+traefikVersion, "traefik")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := st.port(t)
+	hosts := make([]string, 0, 2)
+	for _, h := range st.publicHosts() {
+		hosts = append(hosts, "Host(`"+h+"`)")
+	}
 	dynamic := filepath.Join(dir, "dynamic.yml")
 	writeFile(t, dynamic, template(t, "traefik/dynamic.yml",
-		"http://forwardauth:8080/", "http://"+st.service+"/",
+		"http://forwardauth:8080", "http://"+st.service,
+		"Host(`"+appHost+"`)", "("+strings.Join(hosts, " || ")+")",
 		"http://app:8080", "http://"+st.upstream.addr(),
 	))
 	static := filepath.Join(dir, "traefik.yml")
 	writeFile(t, static, template(t, "traefik/traefik.yml",
-		`address: ":80"`, fmt.Sprintf(`address: "127.0.0.1:%d"`, port),
-		"filename: /etc/traefik/dynamic.yml", "filename: "+dynamic,
+		append([]string{
+			`address: ":80"`, fmt.Sprintf(`address: "127.0.0.1:%d"`, port),
+			"filename: /etc/traefik/dynamic.yml", "filename: " + dynamic,
+		}, replacements...)...,
 	))
 	p := startProcess(t, "traefik", exec.Command(bin, "--configFile="+static))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitRouted(t, p, base)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
 	return base
 }
 
 // startCaddy runs deploy/caddy/Caddyfile, served over plain HTTP on a spare
 // port (the shipped site address gets automatic HTTPS).
-func startCaddy(t *testing.T, st *stack) string {
+func startCaddy(t *testing.T, st *stack) string { return startCaddyWith(t, st, "") }
+
+// startCaddyWith adds directives at the top of the site block, and env
+// (NAME=value) to Caddy's environment.
+func startCaddyWith(t *testing.T, st *stack, directives string, env ...string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_CADDY", "caddy-"+caddyVersion, "caddy")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := st.port(t)
+	sites := make([]string, 0, 2)
+	for _, h := range st.publicHosts() {
+		sites = append(sites, fmt.Sprintf("http://%s:%d", h, port))
+	}
+	site := strings.Join(sites, ", ") + " {"
+	if directives != "" {
+		site += "\n" + directives
+	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	writeFile(t, caddyfile, template(t, "caddy/Caddyfile",
-		appHost+" {", fmt.Sprintf("http://%s:%d {", appHost, port),
+		appHost+" {", site,
 		"forward_auth forwardauth:8080 {", "forward_auth "+st.service+" {",
+		"reverse_proxy forwardauth:8080", "reverse_proxy "+st.service,
 		"reverse_proxy app:8080", "reverse_proxy "+st.upstream.addr(),
 	))
 	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
@@ -128,9 +159,10 @@ func startCaddy(t *testing.T, st *stack) string {
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 		"HOME="+dir,
 	)
+	cmd.Env = append(cmd.Env, env...)
 	p := startProcess(t, "caddy", cmd)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitRouted(t, p, base)
+	waitRoutedHost(t, p, base, st.publicHosts()[0])
 	return base
 }
 

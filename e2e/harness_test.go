@@ -233,17 +233,22 @@ type upstream struct {
 	seen map[string]bool
 }
 
-func newUpstream(t *testing.T) *upstream {
+// newUpstream echoes requests as JSON; with html, as a page for a browser
+// (see browser_test.go).
+func newUpstream(t *testing.T, html bool) *upstream {
 	u := &upstream{seen: map[string]bool{}}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.seen[r.Header.Get(requestIDHeader)] = true
 		u.mu.Unlock()
+		e := echo{Method: r.Method, URI: r.RequestURI, Host: r.Host, Headers: r.Header, Body: string(body)}
+		if html {
+			writeEchoPage(w, e)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(echo{
-			Method: r.Method, URI: r.RequestURI, Host: r.Host, Headers: r.Header, Body: string(body),
-		})
+		_ = json.NewEncoder(w).Encode(e)
 	}))
 	t.Cleanup(u.Close)
 	return u
@@ -283,10 +288,26 @@ type stack struct {
 	authgear *resolvertest.Server
 	upstream *upstream
 	service  string // host:port of the service
+	env      []string
+	// hosts are the application's public hosts the gateways serve (default:
+	// appHost); gatewayPort, when not 0, is the port they listen on.
+	hosts       []string
+	gatewayPort int
 }
 
-// newStack starts the stack; env adds settings (NAME=value) to the service's.
-func newStack(t *testing.T, env ...string) *stack {
+// stackOptions vary the stack for one test (browser_test.go).
+type stackOptions struct {
+	// setup runs on the fake Authgear before the service starts; it returns
+	// variables added to the service's environment (later ones win).
+	setup        func(*resolvertest.Server) []string
+	hosts        []string
+	gatewayPort  int
+	htmlUpstream bool
+}
+
+func newStack(t *testing.T) *stack { return newStackWith(t, stackOptions{}) }
+
+func newStackWith(t *testing.T, opts stackOptions) *stack {
 	t.Helper()
 	redisBin := findBinary(t, "FORWARDAUTH_E2E_REDIS", "", "redis-server", "/usr/bin/redis-server")
 
@@ -307,23 +328,34 @@ func newStack(t *testing.T, env ...string) *stack {
 		"--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir))
 	waitFor(t, rp, 10*time.Second, dialable(redisAddr))
 
-	up := newUpstream(t)
+	up := newUpstream(t, opts.htmlUpstream)
 
-	svcAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(serviceBinary)
-	cmd.Env = append(os.Environ(),
-		"AUTHGEAR_ENDPOINT=https://"+ag.PublicHost,
-		"AUTHGEAR_RESOLVER_URL="+ag.ResolverURL().String(),
-		"LISTEN_ADDR="+svcAddr,
-		"REDIS_URL=redis://"+redisAddr+"/0",
+	st := &stack{authgear: ag, upstream: up, hosts: opts.hosts, gatewayPort: opts.gatewayPort}
+	st.env = []string{
+		"AUTHGEAR_ENDPOINT=https://" + ag.PublicHost,
+		"AUTHGEAR_RESOLVER_URL=" + ag.ResolverURL().String(),
+		"REDIS_URL=redis://" + redisAddr + "/0",
 		"CACHE_KEY_SECRET=e2e-cache-key-secret-0123456789abcdef",
 		"TRUSTED_PROXIES=127.0.0.0/8,::1/128",
-		"LOGIN_URL="+loginURL,
-		"LOGIN_RETURN_HOSTS="+appHost,
+		"LOGIN_URL=" + loginURL,
+		"LOGIN_RETURN_HOSTS=" + appHost,
 		"ALLOW_PREFLIGHT=true",
-	)
-	cmd.Env = append(cmd.Env, env...)
-	sp := startProcess(t, "forwardauth", cmd)
+	}
+	if opts.setup != nil {
+		st.env = append(st.env, opts.setup(ag)...)
+	}
+	st.service = st.startService(t)
+	return st
+}
+
+// startService starts a replica of the service (sharing the stack's Redis)
+// and returns its address once it is ready.
+func (st *stack) startService(t *testing.T) string {
+	t.Helper()
+	svcAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(serviceBinary)
+	cmd.Env = append(append(os.Environ(), st.env...), "LISTEN_ADDR="+svcAddr)
+	sp := startProcess(t, "forwardauth "+svcAddr, cmd)
 	waitFor(t, sp, 15*time.Second, func() error {
 		resp, err := http.Get("http://" + svcAddr + "/readyz")
 		if err != nil {
@@ -335,7 +367,23 @@ func newStack(t *testing.T, env ...string) *stack {
 		}
 		return nil
 	})
-	return &stack{authgear: ag, upstream: up, service: svcAddr}
+	return svcAddr
+}
+
+// publicHosts are the application's hosts the gateways serve.
+func (st *stack) publicHosts() []string {
+	if len(st.hosts) > 0 {
+		return st.hosts
+	}
+	return []string{appHost}
+}
+
+// port is the port a gateway listens on.
+func (st *stack) port(t *testing.T) int {
+	if st.gatewayPort != 0 {
+		return st.gatewayPort
+	}
+	return freePort(t)
 }
 
 // --- templating the shipped files ---------------------------------------------
@@ -396,6 +444,12 @@ type result struct {
 // headers is name, value pairs.
 func do(t *testing.T, base, method, uri string, body string, headers ...string) result {
 	t.Helper()
+	return doHost(t, base, appHost, method, uri, body, headers...)
+}
+
+// doHost is do with another Host.
+func doHost(t *testing.T, base, host, method, uri string, body string, headers ...string) result {
+	t.Helper()
 	requestSeq.Lock()
 	requestSeq.n++
 	id := strconv.Itoa(requestSeq.n)
@@ -411,7 +465,7 @@ func do(t *testing.T, base, method, uri string, body string, headers ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Host = appHost
+	req.Host = host
 	req.Header.Set(requestIDHeader, id)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])

@@ -10,7 +10,7 @@
 //
 // A missing gateway or redis-server skips its tests, unless
 // FORWARDAUTH_E2E=required, which makes it a failure. Binaries are looked up
-// in FORWARDAUTH_E2E_{NGINX,TRAEFIK,CADDY,HAPROXY,REDIS}, then in the cache directory
+// in FORWARDAUTH_E2E_{NGINX,TRAEFIK,CADDY,HAPROXY,REDIS,CHROMIUM}, then in the cache directory
 // .ci/gateways.sh builds into, then in PATH.
 package e2e
 

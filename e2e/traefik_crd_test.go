@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -47,8 +48,8 @@ func startTraefikCRD(t *testing.T, st *stack) string {
 		case "IngressRoute":
 			for _, r := range crdRoutes(t, spec) {
 				nRouters++
-				fmt.Fprintf(&routers, "    r%d:\n      rule: '%s'\n      entryPoints: [websecure]\n      service: app\n      middlewares: [%s]\n",
-					nRouters, strings.ReplaceAll(r.match, "'", "''"), strings.Join(r.middlewares, ", "))
+				fmt.Fprintf(&routers, "    r%d:\n      rule: '%s'\n      entryPoints: [websecure]\n      service: %s\n      middlewares: [%s]\n",
+					nRouters, strings.ReplaceAll(r.match, "'", "''"), r.crdService(), strings.Join(r.middlewares, ", "))
 				if r.priority != "" {
 					fmt.Fprintf(&routers, "      priority: %s\n", r.priority)
 				}
@@ -60,7 +61,8 @@ func startTraefikCRD(t *testing.T, st *stack) string {
 	}
 	dynamic := filepath.Join(dir, "dynamic.yml")
 	writeFile(t, dynamic, "http:\n  middlewares:\n"+middlewares.String()+"  routers:\n"+routers.String()+
-		fmt.Sprintf("  services:\n    app:\n      loadBalancer:\n        servers:\n          - url: 'http://%s'\n", st.upstream.addr()))
+		fmt.Sprintf("  services:\n    app:\n      loadBalancer:\n        servers:\n          - url: 'http://%s'\n", st.upstream.addr())+
+		fmt.Sprintf("    forwardauth:\n      loadBalancer:\n        servers:\n          - url: 'http://%s'\n", st.service))
 
 	args := append([]string{
 		fmt.Sprintf("--entryPoints.websecure.address=127.0.0.1:%d", port),
@@ -99,6 +101,16 @@ func crdDocument(lines []string) (kind, name string, spec []string) {
 type crdRoute struct {
 	match, priority string
 	middlewares     []string
+	services        []string
+}
+
+// crdService is the service of the dynamic file a route's Kubernetes
+// Service stands for: the forwardauth service's, or the application.
+func (r crdRoute) crdService() string {
+	if slices.Equal(r.services, []string{"authgear-forwardauth"}) {
+		return "forwardauth"
+	}
+	return "app"
 }
 
 // crdRoutes reads an IngressRoute spec's routes.
@@ -119,6 +131,8 @@ func crdRoutes(t *testing.T, spec []string) []crdRoute {
 			list = strings.TrimSuffix(trimmed, ":")
 		case list == "middlewares" && strings.HasPrefix(trimmed, "- name: "):
 			rs[len(rs)-1].middlewares = append(rs[len(rs)-1].middlewares, strings.TrimPrefix(trimmed, "- name: "))
+		case list == "services" && strings.HasPrefix(trimmed, "- name: "):
+			rs[len(rs)-1].services = append(rs[len(rs)-1].services, strings.TrimPrefix(trimmed, "- name: "))
 		}
 	}
 	if len(rs) == 0 {

@@ -15,9 +15,9 @@ import (
 // startTraefikLabels runs deploy/traefik/docker-labels.yml through a real
 // Traefik without Docker: the traefik service's command flags are the static
 // configuration, with the Docker provider swapped for a file provider, and
-// the app container's labels become that file, keys and values unchanged,
-// plus the service and router targets the Docker provider would infer from
-// the container. Traefik decodes labels and files into the same structure
+// the app and forwardauth containers' labels become that file, keys and
+// values unchanged, plus the service and router targets the Docker provider
+// would infer from each container. Traefik decodes labels and files into the same structure
 // (case-insensitively), so what runs is what the labels say.
 func startTraefikLabels(t *testing.T, st *stack) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_TRAEFIK", "traefik-"+traefikVersion, "traefik")
@@ -26,9 +26,11 @@ func startTraefikLabels(t *testing.T, st *stack) string {
 	port := freePort(t)
 
 	root := labelTree{}
-	routers := map[string]bool{}
+	routers := map[string]string{} // router -> its container, the default service
+	explicit := map[string]bool{}  // routers that name their service
 	addresses := 0
-	for _, l := range labels {
+	for _, cl := range labels {
+		l := cl.label
 		key, value, ok := strings.Cut(l, "=")
 		if !ok || !strings.HasPrefix(key, "traefik.") {
 			t.Fatalf("deploy/traefik/docker-labels.yml: label %q is not traefik.<key>=<value>", l)
@@ -38,7 +40,8 @@ func startTraefikLabels(t *testing.T, st *stack) string {
 		case key == "traefik.enable", slices.Equal(path[:2], []string{"http", "services"}):
 			continue // Docker-only: the container's own port
 		case slices.Equal(path[:2], []string{"http", "routers"}):
-			routers[path[2]] = true
+			routers[path[2]] = cl.container
+			explicit[path[2]] = explicit[path[2]] || len(path) == 4 && path[3] == "service"
 		}
 		if strings.Contains(value, "http://forwardauth:8080/") {
 			value = strings.ReplaceAll(value, "http://forwardauth:8080/", "http://"+st.service+"/")
@@ -52,12 +55,15 @@ func startTraefikLabels(t *testing.T, st *stack) string {
 	if len(routers) == 0 {
 		t.Fatal("deploy/traefik/docker-labels.yml: no router labels found")
 	}
-	for r := range routers {
-		root.set(t, []string{"http", "routers", r, "service"}, "app")
+	for r, container := range routers {
+		if !explicit[r] {
+			root.set(t, []string{"http", "routers", r, "service"}, container)
+		}
 	}
 	var b strings.Builder
 	root.write(&b, 0)
 	fmt.Fprintf(&b, "  services:\n    app:\n      loadBalancer:\n        servers:\n          - url: 'http://%s'\n", st.upstream.addr())
+	fmt.Fprintf(&b, "    forwardauth:\n      loadBalancer:\n        servers:\n          - url: 'http://%s'\n", st.service)
 	dynamic := filepath.Join(dir, "dynamic.yml")
 	writeFile(t, dynamic, b.String())
 
@@ -85,9 +91,12 @@ func startTraefikLabels(t *testing.T, st *stack) string {
 	return base
 }
 
+// composeLabel is a label of one of the compose file's containers.
+type composeLabel struct{ container, label string }
+
 // readComposeTraefik reads, line by line, the command list of the compose
-// file's traefik service and the labels of its app service.
-func readComposeTraefik(t *testing.T, rel string) (flags, labels []string) {
+// file's traefik service and the labels of its app and forwardauth services.
+func readComposeTraefik(t *testing.T, rel string) (flags []string, labels []composeLabel) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy", rel))
 	if err != nil {
@@ -108,8 +117,8 @@ func readComposeTraefik(t *testing.T, rel string) (flags, labels []string) {
 			switch {
 			case service == "traefik" && list == "command":
 				flags = append(flags, item)
-			case service == "app" && list == "labels":
-				labels = append(labels, item)
+			case (service == "app" || service == "forwardauth") && list == "labels":
+				labels = append(labels, composeLabel{service, item})
 			}
 		}
 	}

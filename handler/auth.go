@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgear/authgear-forwardauth/resolver"
+	"github.com/authgear/authgear-forwardauth/tracing"
 )
 
 // Decider answers who is behind a request's credentials. An error means the
@@ -81,49 +83,50 @@ var (
 const headerStale = "X-Forwardauth-Stale"
 
 type decisionCounters struct {
-	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError prometheus.Counter
-	jwtInvalid, jwtRevoked, badPath, forgedHeader                                                   prometheus.Counter
-	misshapen, rateLimited                                                                          prometheus.Counter
+	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError outcome
+	jwtInvalid, jwtRevoked, badPath, forgedHeader                                                   outcome
+	misshapen, rateLimited                                                                          outcome
 }
 
-func newDecisionCounters(reg prometheus.Registerer) decisionCounters {
+func newDecisionCounters(reg prometheus.Registerer, traced bool) decisionCounters {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "forwardauth_decisions_total",
 		Help: "Answers of /auth by outcome.",
 	}, []string{"outcome"})
 	reg.MustRegister(v)
+	o := newOutcome(v, traced)
 	return decisionCounters{
-		allow:        v.WithLabelValues("allow"),
-		anonymous:    v.WithLabelValues("optional_anonymous"),
-		deny:         v.WithLabelValues("deny"),
-		forbidden:    v.WithLabelValues("forbidden"),
-		noCredential: v.WithLabelValues("no_credential"),
-		malformed:    v.WithLabelValues("malformed"),
-		unavailable:  v.WithLabelValues("unavailable"),
-		preflight:    v.WithLabelValues("preflight"),
-		policyError:  v.WithLabelValues("policy_error"),
-		jwtInvalid:   v.WithLabelValues("jwt_invalid"),
-		jwtRevoked:   v.WithLabelValues("jwt_revoked"),
-		badPath:      v.WithLabelValues("bad_path"),
-		forgedHeader: v.WithLabelValues("forged_header"),
-		misshapen:    v.WithLabelValues("misshapen"),
-		rateLimited:  v.WithLabelValues("rate_limited"),
+		allow:        o("allow"),
+		anonymous:    o("optional_anonymous"),
+		deny:         o("deny"),
+		forbidden:    o("forbidden"),
+		noCredential: o("no_credential"),
+		malformed:    o("malformed"),
+		unavailable:  o("unavailable"),
+		preflight:    o("preflight"),
+		policyError:  o("policy_error"),
+		jwtInvalid:   o("jwt_invalid", tracing.TierJWT),
+		jwtRevoked:   o("jwt_revoked", tracing.TierJWT),
+		badPath:      o("bad_path"),
+		forgedHeader: o("forged_header"),
+		misshapen:    o("misshapen"),
+		rateLimited:  o("rate_limited"),
 	}
 }
 
 // handleAuth answers a gateway's sub-request: 200 with the identity headers,
 // 401 (or a sign-in redirect), 403 when the route's policy refuses a known
 // user, 503 when Authgear's answer is unknown, 500 for a broken policy.
-func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg prometheus.Registerer, traced bool) http.Handler {
 	names := newCookieNames(cfg.CookiePrefix)
 	shapes := cfg.Shapes.checker()
-	count := newDecisionCounters(reg)
+	count := newDecisionCounters(reg, traced)
 	var known policies
 
 	// refuse answers a request without a valid credential: a sign-in
 	// redirect for a browser, else 401.
 	refuse := func(w http.ResponseWriter, r *http.Request, bearer bool) {
-		if cfg.Login.URL != nil && trusted(r, cfg.TrustedProxies) {
+		if cfg.Login.enabled() && trusted(r, cfg.TrustedProxies) {
 			o := readOriginal(r.Header)
 			if browserNavigation(o.method, r.Header) {
 				if loc := cfg.Login.location(o.url); loc != "" {
@@ -143,7 +146,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 	// noValidCredential answers when nobody is signed in.
 	noValidCredential := func(w http.ResponseWriter, r *http.Request, route routePolicy, bearer bool) {
 		if route.optional() {
-			count.anonymous.Inc()
+			count.anonymous.Inc(r)
 			setNoIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 			return
@@ -153,13 +156,13 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if clientIdentityHeader(r.Header) {
-			count.forgedHeader.Inc()
+			count.forgedHeader.Inc(r)
 			http.Error(w, "identity header from the client", http.StatusBadRequest)
 			return
 		}
 		isTrusted := trusted(r, cfg.TrustedProxies)
 		if isTrusted && ambiguousOriginal(r.Header) {
-			count.badPath.Inc()
+			count.badPath.Inc(r)
 			http.Error(w, "ambiguous path", http.StatusBadRequest)
 			return
 		}
@@ -172,15 +175,18 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			var err error
 			if route, err = known.routePolicies(r.URL.RawQuery, origQuery); err != nil {
 				// The operator's typo: fail closed, loudly.
-				count.policyError.Inc()
+				count.policyError.Inc(r)
 				logger.LogAttrs(r.Context(), slog.LevelError, "bad policy on the auth URL", slog.String("error", clip(err.Error())))
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
 		}
+		if traced {
+			tracePolicy(r, route)
+		}
 		if cfg.AllowPreflight && isTrusted && r.Header.Get("Access-Control-Request-Method") != "" &&
 			realPreflight(r, readOriginal(r.Header)) {
-			count.preflight.Inc()
+			count.preflight.Inc(r)
 			setNoIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 			return
@@ -188,6 +194,9 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 
 		d := verifiedHit(cfg.JWT, r.Header)
 		bearer := d != nil
+		if bearer && traced {
+			trace.SpanFromContext(r.Context()).SetAttributes(tracing.TierJWT)
+		}
 		var creds resolver.Credentials
 		var err error
 		if d == nil {
@@ -195,11 +204,11 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			creds, bearer, misshapen, err = readCredentials(r.Header, names, shapes)
 			switch {
 			case err != nil:
-				count.malformed.Inc()
+				count.malformed.Inc(r)
 			case creds.Empty() && misshapen:
-				count.misshapen.Inc()
+				count.misshapen.Inc(r)
 			case creds.Empty():
-				count.noCredential.Inc()
+				count.noCredential.Inc(r)
 			}
 			if err != nil || creds.Empty() {
 				noValidCredential(w, r, route, bearer || err != nil)
@@ -213,17 +222,20 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			case err != nil:
 				// No keys yet (JWKS unreachable): Authgear can still tell.
 			case !jd.Allow && creds.AppSession == "" && creds.AppAccessToken == "" && creds.Session == "":
-				count.jwtInvalid.Inc()
+				count.jwtInvalid.Inc(r)
 				noValidCredential(w, r, route, true)
 				return
 			case !jd.Allow:
 				// Authgear would go on to the cookies: so do we.
 			case cfg.JWT.Deny.Blocks(jd):
-				count.jwtRevoked.Inc()
+				count.jwtRevoked.Inc(r)
 				noValidCredential(w, r, route, true)
 				return
 			case cfg.JWT.Mode == JWTLocal:
 				d = jd
+				if traced {
+					trace.SpanFromContext(r.Context()).SetAttributes(tracing.TierJWT)
+				}
 			}
 		}
 
@@ -239,25 +251,25 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		}
 		switch {
 		case err != nil && overBudget(w, err):
-			count.rateLimited.Inc()
+			count.rateLimited.Inc(r)
 		case err != nil:
-			count.unavailable.Inc()
+			count.unavailable.Inc(r)
 			if !errors.Is(err, context.Canceled) {
 				logger.LogAttrs(r.Context(), slog.LevelDebug, "answering 503", slog.String("error", err.Error()))
 			}
 			http.Error(w, "authentication service unavailable", http.StatusServiceUnavailable)
 		case !d.Allow && route.optional():
-			count.anonymous.Inc()
+			count.anonymous.Inc(r)
 			setNoIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 		case !d.Allow:
-			count.deny.Inc()
+			count.deny.Inc(r)
 			refuse(w, r, bearer)
 		case !route.permits(d.Identity):
-			count.forbidden.Inc()
+			count.forbidden.Inc(r)
 			w.WriteHeader(http.StatusForbidden)
 		default:
-			count.allow.Inc()
+			count.allow.Inc(r)
 			d.SetHeader(w.Header())
 			if d.Stale {
 				w.Header()[headerStale] = trueValue

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgear/authgear-forwardauth/cache"
 	"github.com/authgear/authgear-forwardauth/resolver"
@@ -62,9 +63,10 @@ type stackOptions struct {
 	login        LoginConfig
 	jwt          JWTMode
 	shapes       CredentialShapes
-	clock        *testClock // nil: the real time
+	clock        *stackClock // nil: the real time
 	resolverWrap func(cache.Resolver, *prometheus.Registry) cache.Resolver
 	setup        func(*resolvertest.Server) // before the service starts
+	tracer       trace.Tracer
 }
 
 // newStack is the service as main wires it, in front of a fake Authgear that
@@ -95,6 +97,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	reg := prometheus.NewRegistry()
 	client := resolver.NewClient(resolver.ClientConfig{
 		Endpoint: ag.Endpoint(), ResolverURL: ag.ResolverURL(), CookiePrefix: opts.cookiePrefix, Timeout: timeout,
+		PropagateTrace: opts.tracer != nil,
 	}, resolver.NewHTTPClient(timeout), discard, reg)
 	keyer := cache.NewKeyer([]byte("secret"))
 	var r cache.Resolver = client
@@ -106,7 +109,7 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	if opts.clock != nil {
 		clock, now = opts.clock, opts.clock.Now
 	}
-	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout + time.Second, Clock: clock},
+	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout + time.Second, Clock: clock, Tracer: opts.tracer},
 		keyer, cache.NewLocal(1000, time.Minute, clock), nil, r, discard,
 		prometheus.WrapRegistererWith(prometheus.Labels{"cache": "resolver"}, reg))
 	revoker := cache.Revoker{Main: c}
@@ -132,25 +135,25 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 		revoker = cache.Revoker{Main: c, JWT: jc, Deny: deny}
 	}
 	h := New(Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login, JWT: jwtCfg, Shapes: opts.shapes}},
-		Deps{Decider: c, Purger: revoker, Redis: opts.redis, Logger: discard, Registry: reg})
+		Deps{Decider: c, Purger: revoker, Redis: opts.redis, Logger: discard, Registry: reg, Tracer: opts.tracer})
 	return &stack{authgear: ag, handler: h, reg: reg, revoker: revoker}
 }
 
-// testClock is a clock tests move by hand.
-type testClock struct {
+// stackClock is a clock tests move by hand.
+type stackClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func newTestClock() *testClock { return &testClock{now: time.Now()} }
+func newStackClock() *stackClock { return &stackClock{now: time.Now()} }
 
-func (c *testClock) Now() time.Time {
+func (c *stackClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *testClock) Advance(d time.Duration) {
+func (c *stackClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,14 +26,26 @@ func TestHealthAndReadiness(t *testing.T) {
 	if w := s.do("GET", "/readyz", nil); w.Code != 200 {
 		t.Fatalf("/readyz without Redis = %d", w.Code)
 	}
+	s.wantReadyGauge(t, 1)
 	s = newStack(t, stackOptions{redis: pinger{errors.New("dial tcp 127.0.0.1:6379: connection refused")}})
 	w := s.do("GET", "/readyz", nil)
 	if w.Code != 503 || !strings.Contains(w.Body.String(), "redis") {
 		t.Fatalf("/readyz with Redis down = %d %q, want 503 naming redis", w.Code, w.Body.String())
 	}
+	s.wantReadyGauge(t, 0)
 	s = newStack(t, stackOptions{redis: pinger{}})
 	if w := s.do("GET", "/readyz", nil); w.Code != 200 {
 		t.Fatalf("/readyz with Redis up = %d", w.Code)
+	}
+	s.wantReadyGauge(t, 1)
+}
+
+// wantReadyGauge checks that /metrics says what /readyz says.
+func (s *stack) wantReadyGauge(t *testing.T, want int) {
+	t.Helper()
+	line := "\nforwardauth_ready " + strconv.Itoa(want) + "\n"
+	if body := s.do("GET", "/metrics", nil).Body.String(); !strings.Contains(body, line) {
+		t.Errorf("/metrics lacks %q", strings.TrimSpace(line))
 	}
 }
 

@@ -14,7 +14,15 @@ type LoginConfig struct {
 	// ReturnHosts are the hosts a return URL may point at ("*.example.com"
 	// for any subdomain): a login link can never send a user elsewhere.
 	ReturnHosts []string
+	// Signin, when set and URL is not, sends browsers to Authgear's
+	// authorize endpoint instead (AUTHGEAR_CLIENT_ID). With both, URL is a
+	// page of the operator's own, which may send the browser on through
+	// /_forwardauth/sign_in?rd=.
+	Signin *SigninConfig
 }
+
+// enabled reports whether browsers are sent anywhere to sign in.
+func (c LoginConfig) enabled() bool { return c.URL != nil || c.Signin != nil }
 
 // browserNavigation reports whether a person's browser is loading a page, as
 // opposed to a script or an API client that must get a 401.
@@ -36,11 +44,14 @@ func browserNavigation(method string, h http.Header) bool {
 // such as "evil.com@app.example.com" would otherwise show the user a URL
 // naming another site).
 func (c LoginConfig) location(u *url.URL) string {
-	if c.URL == nil || u == nil || (u.Scheme != "https" && u.Scheme != "http") || !c.ReturnAllowed(u) {
+	if !c.enabled() || u == nil || (u.Scheme != "https" && u.Scheme != "http") || !c.ReturnAllowed(u) {
 		return ""
 	}
 	ret := *u
 	ret.User = nil
+	if c.URL == nil {
+		return c.Signin.authorize(&ret)
+	}
 	login := *c.URL
 	q := login.Query()
 	q.Set(c.ReturnParam, ret.String())

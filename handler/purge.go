@@ -30,6 +30,7 @@ const (
 	causeWebhook       = "webhook"
 	causeAPIUser       = "api_user"
 	causeAPICredential = "api_credential"
+	causeSignOut       = "sign_out"
 )
 
 // maxPurgeBody bounds a purge request: two headers' worth of credentials and
@@ -46,11 +47,11 @@ const purgeTimeout = 5 * time.Second
 func newPurgeCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "forwardauth_purges_total",
-		Help: "Successful purges of cached decisions by cause (webhook, api_user, api_credential).",
+		Help: "Successful purges of cached decisions by cause (webhook, api_user, api_credential, sign_out).",
 	}, []string{"cause"})
 	reg.MustRegister(v)
 	// Every series exists from the start, so a rate() over it is never empty.
-	for _, c := range []string{causeWebhook, causeAPIUser, causeAPICredential} {
+	for _, c := range []string{causeWebhook, causeAPIUser, causeAPICredential, causeSignOut} {
 		v.WithLabelValues(c)
 	}
 	return v

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // ErrUnavailable means Authgear gave no usable answer (refused, timed out,
@@ -63,6 +64,9 @@ type ClientConfig struct {
 	ResolverURL  *url.URL
 	CookiePrefix string
 	Timeout      time.Duration
+	// PropagateTrace sends the caller's span as a W3C traceparent (and
+	// tracestate), so that Authgear's spans join the request's trace.
+	PropagateTrace bool
 }
 
 // Client calls Authgear's Resolver Endpoint.
@@ -74,6 +78,7 @@ type Client struct {
 	cookieName [3]string // app_session, app_access_token, session, with prefix
 	timeout    time.Duration
 	logger     *slog.Logger
+	propagate  bool
 
 	calls    *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -122,8 +127,9 @@ func NewClient(cfg ClientConfig, httpClient *http.Client, logger *slog.Logger, r
 			cfg.CookiePrefix + "app_access_token",
 			cfg.CookiePrefix + "session",
 		},
-		timeout: cfg.Timeout,
-		logger:  logger,
+		timeout:   cfg.Timeout,
+		logger:    logger,
+		propagate: cfg.PropagateTrace,
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "forwardauth_resolver_calls_total",
 			Help: "Calls to Authgear's resolver by result: allow, deny, or error.",
@@ -191,6 +197,9 @@ func (c *Client) resolve(ctx context.Context, req Request) (*Decision, int, erro
 	}
 	// Set even when empty so Go's default User-Agent is not recorded as the client's.
 	h["User-Agent"] = []string{req.UserAgent}
+	if c.propagate {
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+	}
 
 	resp, err := c.httpClient.Do(hreq)
 	if err != nil {

@@ -49,6 +49,9 @@ type Server struct {
 	// PublicHost is the project's host; a resolve for any other is 404.
 	PublicHost   string
 	CookiePrefix string
+	// CookieDomain is the Domain of the session cookie the sign-in form sets
+	// (Authgear's http.cookie_domain, the apps' parent domain); "" host-only.
+	CookieDomain string
 
 	calls            atomic.Int64
 	jwksFetches      atomic.Int64
@@ -61,8 +64,10 @@ type Server struct {
 	failure  Failure
 	override http.Handler
 	last     *http.Request
+	traces   []string // traceparent headers received, the last maxTraces
 	release  chan struct{}
-	jwt      jwtState // signing keys and revoked grants, see jwt.go
+	jwt      jwtState   // signing keys and revoked grants, see jwt.go
+	oauth    oauthState // clients, passwords, sign-ins in progress, see oauth.go
 }
 
 type sessionKey struct {
@@ -85,6 +90,11 @@ func NewServer(publicHost string) *Server {
 	mux.HandleFunc("/resolve", s.resolve)
 	mux.HandleFunc("/.well-known/openid-configuration", s.discovery)
 	mux.HandleFunc("/oauth2/jwks", s.jwks)
+	mux.HandleFunc("/oauth2/authorize", s.authorize)
+	mux.HandleFunc("/login", s.login)
+	mux.HandleFunc("/oauth2/end_session", s.endSession)
+	mux.HandleFunc("/settings", s.settings)
+	s.oauthInit()
 	s.Server = httptest.NewServer(mux)
 	return s
 }
@@ -184,10 +194,27 @@ func (s *Server) LastRequest() *http.Request {
 	return s.last
 }
 
+// maxTraces bounds what Traceparents remembers (the fake also serves loads).
+const maxTraces = 1024
+
+// Traceparents is the W3C traceparent header of the resolves that carried
+// one, in order (the last 1024), which Authgear's tracing would continue.
+func (s *Server) Traceparents() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.traces...)
+}
+
 func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
 	s.mu.Lock()
 	s.last = r.Clone(r.Context())
+	if tp := r.Header.Values("Traceparent"); len(tp) > 0 {
+		if len(s.traces) == maxTraces {
+			s.traces = append(s.traces[:0], s.traces[1:]...)
+		}
+		s.traces = append(s.traces, strings.Join(tp, ", "))
+	}
 	failure, override, release := s.failure, s.override, s.release
 	s.mu.Unlock()
 

@@ -421,6 +421,11 @@ var allSettings = map[string]string{
 	"LOGIN_URL":               "https://project.example/login",
 	"LOGIN_RETURN_HOSTS":      "app.example.com,*.example.com",
 	"LOGIN_RETURN_PARAM":      "redirect_uri",
+	"AUTHGEAR_CLIENT_ID":      "portal-client-id",
+	"SIGNIN_STATE_SECRET":     "signin-state-secret-0123456789abcdef",
+	"SIGNOUT_REDIRECT_URL":    "https://app.example.com/signed-out",
+	"SIGNIN_CALLBACK_URL":     "https://app.example.com/_forwardauth/callback",
+	"SIGNIN_STATE_TTL":        "10m",
 	"SHUTDOWN_TIMEOUT":        "20s",
 	"LOG_LEVEL":               "debug",
 }

@@ -73,7 +73,17 @@ func TestManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := get[corev1.ConfigMap](t, all)
+	// The service's ConfigMap (ingress-nginx.yaml has one of its own, the
+	// headers of the auth request).
+	var cm *corev1.ConfigMap
+	for _, o := range all {
+		if v, ok := o.Value.(*corev1.ConfigMap); ok && v.Name == manifestNamespace {
+			cm = v
+		}
+	}
+	if cm == nil {
+		t.Fatalf("no ConfigMap %s among %v", manifestNamespace, all.kinds())
+	}
 	for k := range cm.Data {
 		if !slices.Contains(names, k) {
 			t.Errorf("ConfigMap key %s is no variable of config.go", k)
@@ -88,13 +98,19 @@ func TestManifests(t *testing.T) {
 	svc := get[corev1.Service](t, all)
 	wantHost := svc.Name + "." + manifestNamespace + ".svc.cluster.local:" + strconv.Itoa(int(svc.Spec.Ports[0].Port))
 	authURLs := map[string]string{}
+	forwardauthRoutes := 0
 	for _, o := range all {
 		switch v := o.Value.(type) {
 		case *networkingv1.Ingress:
+			if routesToService(v, svc) {
+				// The service's own pages (/_forwardauth/), without the check.
+				forwardauthRoutes++
+				continue
+			}
 			authURLs["Ingress "+v.Name] = v.Annotations["nginx.ingress.kubernetes.io/auth-url"]
 		case map[string]any:
-			if o.Kind == "Middleware" {
-				fa, _ := v["spec"].(map[string]any)["forwardAuth"].(map[string]any)
+			// (Other kinds of Middleware, such as a headers one, call nothing.)
+			if fa, ok := v["spec"].(map[string]any)["forwardAuth"].(map[string]any); o.Kind == "Middleware" && ok {
 				authURLs["Middleware "+o.Name], _ = fa["address"].(string)
 			}
 		}
@@ -108,6 +124,29 @@ func TestManifests(t *testing.T) {
 			t.Errorf("%s: auth URL %q, want http://%s/auth", where, raw, wantHost)
 		}
 	}
+	if forwardauthRoutes != 1 {
+		t.Errorf("%d Ingresses route /_forwardauth/ to the Service, want 1", forwardauthRoutes)
+	}
+}
+
+// routesToService reports whether the Ingress sends only /_forwardauth/, in
+// the Service's namespace, to the Service's port, with no auth annotation:
+// the sign-in pages, which the gateway must not check.
+func routesToService(in *networkingv1.Ingress, svc *corev1.Service) bool {
+	if in.Namespace != manifestNamespace || in.Annotations["nginx.ingress.kubernetes.io/auth-url"] != "" || len(in.Spec.Rules) == 0 {
+		return false
+	}
+	for _, r := range in.Spec.Rules {
+		if r.HTTP == nil || len(r.HTTP.Paths) != 1 {
+			return false
+		}
+		p := r.HTTP.Paths[0]
+		b := p.Backend.Service
+		if p.Path != "/_forwardauth/" || b == nil || b.Name != svc.Name || b.Port.Number != svc.Spec.Ports[0].Port {
+			return false
+		}
+	}
+	return true
 }
 
 // deploy/kubernetes/ and the chart are two descriptions of one Deployment:

@@ -57,6 +57,7 @@ The Secret the chart creates from secret.*, if any value is given there.
 {{- if $s.webhookSecret }}{{ $_ := set $data "AUTHGEAR_WEBHOOK_SECRET" $s.webhookSecret }}{{ end }}
 {{- if $s.adminToken }}{{ $_ := set $data "ADMIN_TOKEN" $s.adminToken }}{{ end }}
 {{- if $s.redisURL }}{{ $_ := set $data "REDIS_URL" $s.redisURL }}{{ end }}
+{{- if $s.signinStateSecret }}{{ $_ := set $data "SIGNIN_STATE_SECRET" $s.signinStateSecret }}{{ end }}
 {{- toJson $data }}
 {{- end }}
 
@@ -105,6 +106,10 @@ applies and is documented in one place (README's configuration table).
   (list "LOGIN_URL" $v.login.url)
   (list "LOGIN_RETURN_HOSTS" (join "," $v.login.returnHosts))
   (list "LOGIN_RETURN_PARAM" $v.login.returnParam)
+  (list "AUTHGEAR_CLIENT_ID" $v.signin.clientID)
+  (list "SIGNOUT_REDIRECT_URL" $v.signin.signoutRedirectURL)
+  (list "SIGNIN_CALLBACK_URL" $v.signin.callbackURL)
+  (list "SIGNIN_STATE_TTL" $v.signin.stateTTL)
   (list "SHUTDOWN_TIMEOUT" $v.shutdownTimeout)
   (list "LOG_LEVEL" $v.logLevel)
 }}
@@ -131,7 +136,7 @@ with the same words, so that helm install says what is wrong.
 {{- fail "authgear.endpoint is required: the project's public origin, e.g. https://myproject.authgear.cloud" }}
 {{- end }}
 {{- if and $v.secret.existingSecret (ne (include "forwardauth.secretData" .) "{}") }}
-{{- fail "secret: set either existingSecret or the values the chart puts in a Secret of its own (cacheKeySecret, webhookSecret, adminToken, redisURL), not both" }}
+{{- fail "secret: set either existingSecret or the values the chart puts in a Secret of its own (cacheKeySecret, webhookSecret, adminToken, redisURL, signinStateSecret), not both" }}
 {{- end }}
 {{- if and (or $v.redis.url $v.secret.redisURL) (not $v.secret.cacheKeySecret) (not $v.secret.existingSecret) }}
 {{- fail "secret.cacheKeySecret is required with Redis: replicas sharing Redis must compute the same keys (e.g. openssl rand -hex 32), or name a secret.existingSecret that holds CACHE_KEY_SECRET" }}
@@ -147,6 +152,19 @@ with the same words, so that helm install says what is wrong.
 {{- end }}
 {{- if and $v.redis.passwordSecret.name (not $v.redis.passwordSecret.key) }}
 {{- fail "redis.passwordSecret.key: the key of the password in that Secret is required" }}
+{{- end }}
+{{- if $v.signin.clientID }}
+{{- if not $v.signin.signoutRedirectURL }}
+{{- fail "signin.signoutRedirectURL is required with signin.clientID: where Authgear sends the browser after sign-out, registered among the client's post-logout redirect URIs" }}
+{{- end }}
+{{- if not $v.login.returnHosts }}
+{{- fail "login.returnHosts is required with signin.clientID: the app hosts a sign-in may return to" }}
+{{- end }}
+{{- if and (not $v.secret.signinStateSecret) (not $v.secret.existingSecret) }}
+{{- fail "secret.signinStateSecret is required with signin.clientID (32+ characters, e.g. openssl rand -hex 32), or name a secret.existingSecret that holds SIGNIN_STATE_SECRET" }}
+{{- end }}
+{{- else if or $v.signin.signoutRedirectURL $v.signin.callbackURL $v.secret.signinStateSecret }}
+{{- fail "signin.clientID is required with signin.signoutRedirectURL, signin.callbackURL or secret.signinStateSecret: the built-in sign-in needs the client id of a first-party client of the project" }}
 {{- end }}
 {{- if and $v.login.url (not $v.login.returnHosts) }}
 {{- fail "login.returnHosts is required with login.url: the hosts a sign-in may return to, so that no link can redirect elsewhere" }}
