@@ -43,6 +43,9 @@ type config struct {
 	ResolverMaxConcurrent int           `envconfig:"RESOLVER_MAX_CONCURRENT" default:"256" desc:"most calls to Authgear at once; more wait (within RESOLVER_TIMEOUT) for a slot"`
 	ResolverBreakAfter    int           `envconfig:"RESOLVER_BREAK_AFTER" default:"20" desc:"consecutive failed calls after which Authgear is given a rest (0: never)"`
 	ResolverCooldown      time.Duration `envconfig:"RESOLVER_BREAK_COOLDOWN" default:"5s" desc:"how long that rest lasts before one call probes Authgear again"`
+	ResolverClientRate    int           `envconfig:"RESOLVER_CLIENT_RATE" default:"20" desc:"resolver calls per second each client may cause on average (new credentials; cached ones cost nothing); over it: 429. 0: no limit"`
+	ResolverClientBurst   int           `envconfig:"RESOLVER_CLIENT_BURST" default:"100" desc:"resolver calls a client may cause at once before RESOLVER_CLIENT_RATE applies"`
+	CredentialShapes      string        `envconfig:"CREDENTIAL_SHAPES" default:"authgear" desc:"authgear: refuse credentials of a shape Authgear never issues without asking it; any: send every credential to Authgear"`
 	StaleIfError          time.Duration `envconfig:"STALE_IF_ERROR" default:"0s" desc:"serve a cached allow up to this long past CACHE_TTL while Authgear fails (0: off)"`
 
 	JWTVerify         string        `envconfig:"JWT_VERIFY" default:"off" desc:"off; true (verify JWT access tokens here, no resolver call); hybrid (verify here, then confirm with the resolver through the cache)"`
@@ -79,6 +82,7 @@ type config struct {
 	logLevel    slog.Level
 	proxies     []netip.Prefix
 	jwtMode     handler.JWTMode
+	shapes      handler.CredentialShapes
 	loginURL    *url.URL
 	returnHosts []string
 	signin      *handler.SigninConfig
@@ -197,6 +201,20 @@ func (c *config) validate() error {
 	}
 	if c.ResolverMaxConcurrent <= 0 {
 		return fmt.Errorf("RESOLVER_MAX_CONCURRENT=%d: must be positive", c.ResolverMaxConcurrent)
+	}
+	if c.ResolverClientRate < 0 {
+		return fmt.Errorf("RESOLVER_CLIENT_RATE=%d: must not be negative (0: no limit)", c.ResolverClientRate)
+	}
+	if c.ResolverClientRate > 0 && c.ResolverClientBurst < 1 {
+		return fmt.Errorf("RESOLVER_CLIENT_BURST=%d: must be at least 1", c.ResolverClientBurst)
+	}
+	switch c.CredentialShapes {
+	case "authgear":
+		c.shapes = handler.ShapesAuthgear
+	case "any":
+		c.shapes = handler.ShapesAny
+	default:
+		return fmt.Errorf("CREDENTIAL_SHAPES=%q: must be authgear or any", c.CredentialShapes)
 	}
 	if c.ResolverBreakAfter < 0 {
 		return fmt.Errorf("RESOLVER_BREAK_AFTER=%d: must not be negative", c.ResolverBreakAfter)

@@ -23,7 +23,9 @@ import (
 	"github.com/authgear/authgear-forwardauth/assertion"
 	"github.com/authgear/authgear-forwardauth/cache"
 	"github.com/authgear/authgear-forwardauth/handler"
+	"github.com/authgear/authgear-forwardauth/perclient"
 	"github.com/authgear/authgear-forwardauth/resolver"
+	"github.com/authgear/authgear-forwardauth/tracing"
 )
 
 func main() {
@@ -40,7 +42,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 1 {
 		switch args[1] {
 		case "-h", "-help", "--help", "help":
-			return printUsage(stdout)
+			if err := printUsage(stdout); err != nil {
+				return err
+			}
+			_, err := io.WriteString(stdout, tracing.Usage)
+			return err
 		case "healthcheck":
 			return healthcheck(ctx, getenv("LISTEN_ADDR"))
 		case "genkey":
@@ -61,6 +67,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
+	// Tracing is off (a nil tracer, no work at all) unless an OTLP endpoint
+	// is set; on shutdown the spans still buffered are exported.
+	tr, err := tracing.Setup(ctx, getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(fctx); err != nil {
+			logger.Warn("tracing: flushing spans on shutdown failed", "error", err.Error())
+		}
+	}()
+	tracer := tr.Tracer()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -69,12 +90,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ResolverURL:  cfg.resolverURL,
 		CookiePrefix: cfg.CookiePrefix,
 		Timeout:      cfg.ResolverTimeout,
+
+		PropagateTrace: tracer != nil, // Authgear's spans join the request's trace
 	}, resolver.NewHTTPClient(cfg.ResolverTimeout), logger, reg)
-	guarded := resolver.NewGuard(client, resolver.GuardConfig{
+	guard := resolver.NewGuard(client, resolver.GuardConfig{
 		MaxConcurrent: cfg.ResolverMaxConcurrent,
 		BreakAfter:    cfg.ResolverBreakAfter,
 		Cooldown:      cfg.ResolverCooldown,
 	}, reg)
+	// In front of the Guard: only calls that would reach Authgear are charged
+	// to their client, and a refusal never counts as Authgear failing.
+	guarded := perclient.New(guard, perclient.Config{
+		Rate:           float64(cfg.ResolverClientRate),
+		Burst:          cfg.ResolverClientBurst,
+		TrustedProxies: cfg.proxies,
+	}, logger, guard.Rejected("client_rate"))
 
 	localTTL := cfg.CacheTTL + cfg.StaleIfError // without Redis, the in-process tier is the cache
 	var shared cache.Tier
@@ -104,6 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// RESOLVER_TIMEOUT, however slow Authgear is.
 		FetchTimeout: cfg.ResolverTimeout + 100*time.Millisecond,
 		StaleIfError: cfg.StaleIfError,
+		Tracer:       tracer,
 	}, keyer, cache.NewLocal(cfg.LocalCacheSize, localTTL, nil), shared, guarded, logger,
 		prometheus.WrapRegistererWith(prometheus.Labels{"cache": "resolver"}, reg))
 
@@ -116,7 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// tokens; the deny list blocks those revoked since they were issued.
 	var jwtCfg handler.JWTConfig
 	revoker := cache.Revoker{Main: c}
-	caches := []*cache.Cache{c}
+	caches := []cache.Purgeable{c}
 	if cfg.jwtMode != handler.JWTOff {
 		discovery := cfg.endpoint.JoinPath("/.well-known/openid-configuration")
 		if cfg.resolverURL != nil {
@@ -131,9 +162,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return fmt.Errorf("JWT_VERIFY: %w", err)
 		}
-		jwtCache := cache.New(cache.Config{TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL, FetchTimeout: cfg.ResolverTimeout},
-			keyer, cache.NewLocal(cfg.LocalCacheSize, cfg.CacheTTL, nil), nil, resolver.JWTResolver{V: verifier}, logger,
-			prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
+		// Keyed by the tokens themselves (a hit costs no keyed hash), so
+		// bounded in bytes: LOCAL_CACHE_SIZE KiB.
+		jwtCache := cache.NewVerified(uint64(cfg.LocalCacheSize)<<10,
+			cache.Config{TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL, FetchTimeout: cfg.ResolverTimeout},
+			resolver.JWTResolver{V: verifier}, prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
 		deny := cache.NewDenyList(cfg.JWTMaxLifetime, redisTier, nil, logger)
 		jwtCfg = handler.JWTConfig{Mode: cfg.jwtMode, Verified: jwtCache, Deny: deny}
 		revoker = cache.Revoker{Main: c, JWT: jwtCache, Deny: deny}
@@ -157,7 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"iss", cfg.AssertionIssuer, "ttl", cfg.AssertionTTL.String())
 	}
 
-	deps := handler.Deps{Decider: c, Purger: purger, Logger: logger, Registry: reg}
+	deps := handler.Deps{Decider: c, Purger: purger, Logger: logger, Registry: reg, Tracer: tracer}
 	if redisTier != nil {
 		deps.Redis = redisTier
 		reg.MustRegister(redisTier.SubscriptionGauge())
@@ -173,6 +206,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				Login:          handler.LoginConfig{URL: cfg.loginURL, ReturnParam: cfg.LoginReturnParam, ReturnHosts: cfg.returnHosts, Signin: cfg.signin},
 				JWT:            jwtCfg,
 				Assertion:      asserter,
+				Shapes:         cfg.shapes,
 			},
 			WebhookSecret: cfg.WebhookSecret,
 			AdminToken:    cfg.AdminToken,
@@ -188,6 +222,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR=%q: %w", cfg.ListenAddr, err)
+	}
+	if cfg.shapes == handler.ShapesAny {
+		logger.Warn("CREDENTIAL_SHAPES=any: credentials of any shape are sent to Authgear", "credential_shapes", cfg.shapes.String())
+	} else {
+		logger.Info("CREDENTIAL_SHAPES=authgear: credentials of a shape Authgear never issues are refused without asking it", "credential_shapes", cfg.shapes.String())
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "authgear", cfg.endpoint.String(),
 		"redis", cfg.RedisURL != "", "cache_ttl", cfg.CacheTTL.String())

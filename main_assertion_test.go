@@ -117,7 +117,8 @@ func TestServeWithAssertions(t *testing.T) {
 	ag := resolvertest.NewServer("project.example")
 	defer ag.Close()
 	ag.AddUser(resolver.Identity{UserID: "u-1", Roles: []string{"admin"}, Verified: true})
-	ag.AddSession(resolvertest.Bearer, "tok-1", "u-1")
+	tok := resolvertest.Token("u1")
+	ag.AddSession(resolvertest.Bearer, tok, "u-1")
 	const admin = "admin-token-0123456789"
 	base := startService(t, map[string]string{
 		"AUTHGEAR_ENDPOINT":     "https://project.example",
@@ -129,7 +130,7 @@ func TestServeWithAssertions(t *testing.T) {
 	get := func() string {
 		t.Helper()
 		req, _ := http.NewRequest("GET", base+"/auth", nil)
-		req.Header.Set("Authorization", "Bearer tok-1")
+		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("X-Forwarded-Host", "app.example.com")
 		req.Header.Set("X-Forwarded-Uri", "/")
 		resp, err := http.DefaultClient.Do(req)
@@ -142,7 +143,7 @@ func TestServeWithAssertions(t *testing.T) {
 		}
 		return resp.Header.Get("X-Authgear-Jwt-Assertion")
 	}
-	tok := get()
+	first := get()
 	resp, err := http.Get(base + "/.well-known/jwks.json")
 	if err != nil {
 		t.Fatal(err)
@@ -153,9 +154,9 @@ func TestServeWithAssertions(t *testing.T) {
 	if err != nil || resp.Header.Get("Cache-Control") == "" {
 		t.Fatalf("JWKS: %v %v", err, resp.Header)
 	}
-	parsed, err := josejwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+	parsed, err := josejwt.ParseSigned(first, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
-		t.Fatalf("assertion %q: %v", tok, err)
+		t.Fatalf("assertion %q: %v", first, err)
 	}
 	var claims josejwt.Claims
 	if err := parsed.Claims(set.Keys[0].Key, &claims); err != nil {
@@ -167,7 +168,7 @@ func TestServeWithAssertions(t *testing.T) {
 	if d := claims.Expiry.Time().Sub(claims.IssuedAt.Time()); d != 2*time.Minute {
 		t.Errorf("lifetime %s, want ASSERTION_TTL", d)
 	}
-	if get() != tok {
+	if get() != first {
 		t.Error("a cache hit signed again")
 	}
 	req, _ := http.NewRequest("POST", base+"/purge", strings.NewReader(`{"user_id":"u-1"}`))
@@ -180,7 +181,7 @@ func TestServeWithAssertions(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("purge: %d", resp.StatusCode)
 	}
-	if get() == tok {
+	if get() == first {
 		t.Error("the purged user's token was served again")
 	}
 }

@@ -39,7 +39,7 @@ func TestServeWithRedisModes(t *testing.T) {
 				ag.AddUser(resolver.Identity{UserID: "u" + strconv.Itoa(u)})
 			}
 			for i := range tokens {
-				ag.AddSession(resolvertest.Bearer, "tok-"+strconv.Itoa(i), "u"+strconv.Itoa(i%users))
+				ag.AddSession(resolvertest.Bearer, resolvertest.Token("tok"+strconv.Itoa(i)), "u"+strconv.Itoa(i%users))
 			}
 
 			ctx, cancel := context.WithCancel(context.Background())
@@ -61,6 +61,8 @@ func TestServeWithRedisModes(t *testing.T) {
 						"REDIS_KEY_PREFIX":      prefix,
 						"CACHE_KEY_SECRET":      strings.Repeat("k", 32),
 						"LOG_LEVEL":             "error",
+						// One test client asks about 3000 new tokens.
+						"RESOLVER_CLIENT_RATE": "0",
 					}), logs, logs)
 				}()
 				waitReady(t, "http://"+addr+"/readyz")
@@ -71,7 +73,7 @@ func TestServeWithRedisModes(t *testing.T) {
 			// ask asks replica r about token i and checks the answer.
 			ask := func(r, i int) error {
 				req, _ := http.NewRequest("GET", "http://"+addrs[r]+"/auth", nil)
-				req.Header.Set("Authorization", "Bearer tok-"+strconv.Itoa(i))
+				req.Header.Set("Authorization", "Bearer "+resolvertest.Token("tok"+strconv.Itoa(i)))
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					return err

@@ -61,6 +61,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "REDIS_MODE": "multi"}, "REDIS_MODE"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "REDIS_KEY_PREFIX": "{app}:"}, "REDIS_KEY_PREFIX"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "JWT_VERIFY": "yes"}, "JWT_VERIFY"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "CREDENTIAL_SHAPES": "none"}, "CREDENTIAL_SHAPES"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "RESOLVER_CLIENT_RATE": "-1"}, "RESOLVER_CLIENT_RATE"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "RESOLVER_CLIENT_RATE": "fast"}, "RESOLVER_CLIENT_RATE"},
+		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "RESOLVER_CLIENT_BURST": "0"}, "RESOLVER_CLIENT_BURST"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "LISTEN_ADDR": "nowhere"}, "LISTEN_ADDR"},
 		{map[string]string{"AUTHGEAR_ENDPOINT": "https://p.example", "TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
@@ -125,7 +129,8 @@ func TestServeWithRedisAndDrainOnShutdown(t *testing.T) {
 	ag := resolvertest.NewServer("project.example")
 	defer ag.Close()
 	ag.AddUser(resolver.Identity{UserID: "u1"})
-	ag.AddSession(resolvertest.Bearer, "secret-token-value", "u1")
+	secretToken, anotherSecret := resolvertest.Token("secretTokenValue"), resolvertest.SessionToken("anotherSecret")
+	ag.AddSession(resolvertest.Bearer, secretToken, "u1")
 
 	addr := "127.0.0.1:" + freePort(t)
 	logs := &syncBuffer{}
@@ -149,7 +154,7 @@ func TestServeWithRedisAndDrainOnShutdown(t *testing.T) {
 
 	get := func() int {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/auth", nil)
-		req.Header.Set("Authorization", "Bearer secret-token-value")
+		req.Header.Set("Authorization", "Bearer "+secretToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Error(err)
@@ -176,7 +181,7 @@ func TestServeWithRedisAndDrainOnShutdown(t *testing.T) {
 	status := make(chan int, 1)
 	go func() {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/auth", nil)
-		req.Header.Set("Cookie", "session=another-secret")
+		req.Header.Set("Cookie", "session="+anotherSecret)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			status <- 0
@@ -195,7 +200,7 @@ func TestServeWithRedisAndDrainOnShutdown(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	for _, secret := range []string{"secret-token-value", "another-secret"} {
+	for _, secret := range []string{secretToken, anotherSecret} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("a credential was logged: %s", logs.String())
 		}
@@ -275,9 +280,10 @@ func TestWebhookPurgesEveryReplica(t *testing.T) {
 	ag := resolvertest.NewServer("project.example")
 	defer ag.Close()
 	ag.AddUser(resolver.Identity{UserID: "u1"})
-	ag.AddSession(resolvertest.Bearer, "tok-1", "u1")
+	tok1, tok2 := resolvertest.Token("tok1"), resolvertest.Token("tok2")
+	ag.AddSession(resolvertest.Bearer, tok1, "u1")
 	ag.AddUser(resolver.Identity{UserID: "u2"})
-	ag.AddSession(resolvertest.Bearer, "tok-2", "u2")
+	ag.AddSession(resolvertest.Bearer, tok2, "u2")
 
 	const secret = "webhook-secret"
 	common := map[string]string{
@@ -293,7 +299,7 @@ func TestWebhookPurgesEveryReplica(t *testing.T) {
 	}
 	a, b := startService(t, common), startService(t, common)
 	for _, base := range []string{a, b} {
-		for _, tok := range []string{"tok-1", "tok-2"} {
+		for _, tok := range []string{tok1, tok2} {
 			if c := authStatus(t, base, tok); c != 200 {
 				t.Fatalf("%s %s: status %d", base, tok, c)
 			}
@@ -309,18 +315,18 @@ func TestWebhookPurgesEveryReplica(t *testing.T) {
 		t.Fatalf("webhook: status %d", c)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for authStatus(t, b, "tok-1") != 401 {
+	for authStatus(t, b, tok1) != 401 {
 		if time.Now().After(deadline) {
 			t.Fatal("the other replica still allows the disabled user")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if c := authStatus(t, a, "tok-1"); c != 401 {
+	if c := authStatus(t, a, tok1); c != 401 {
 		t.Fatalf("the replica that took the webhook: status %d, want 401", c)
 	}
 	calls := ag.Calls()
 	for _, base := range []string{a, b} {
-		if c := authStatus(t, base, "tok-2"); c != 200 {
+		if c := authStatus(t, base, tok2); c != 200 {
 			t.Fatalf("another user was affected: status %d", c)
 		}
 	}
@@ -334,13 +340,13 @@ func TestWebhookPurgesEveryReplica(t *testing.T) {
 	if c := signedWebhook(t, a, "wrong-secret", bad); c != 401 {
 		t.Fatalf("webhook with a wrong signature: status %d, want 401", c)
 	}
-	if c := authStatus(t, b, "tok-2"); c != 200 {
+	if c := authStatus(t, b, tok2); c != 200 {
 		t.Fatalf("a badly signed webhook purged: status %d", c)
 	}
 
-	// The app signs tok-2 out (no webhook exists for that) and purges it.
-	ag.RevokeSession(resolvertest.Bearer, "tok-2")
-	req, _ := http.NewRequest("POST", a+"/purge", strings.NewReader(`{"authorization":"Bearer tok-2"}`))
+	// The app signs tok2 out (no webhook exists for that) and purges it.
+	ag.RevokeSession(resolvertest.Bearer, tok2)
+	req, _ := http.NewRequest("POST", a+"/purge", strings.NewReader(`{"authorization":"Bearer `+tok2+`"}`))
 	req.Header.Set("Authorization", "Bearer admin-token-0123456789")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -351,7 +357,7 @@ func TestWebhookPurgesEveryReplica(t *testing.T) {
 		t.Fatalf("purge: status %d", resp.StatusCode)
 	}
 	deadline = time.Now().Add(10 * time.Second)
-	for authStatus(t, b, "tok-2") != 401 {
+	for authStatus(t, b, tok2) != 401 {
 		if time.Now().After(deadline) {
 			t.Fatal("the other replica still allows the purged credential")
 		}
@@ -453,11 +459,12 @@ func TestOversizedHeaders(t *testing.T) {
 	ag := resolvertest.NewServer("project.example")
 	defer ag.Close()
 	ag.AddUser(resolver.Identity{UserID: "u1"})
-	ag.AddSession(resolvertest.Session, "s1", "u1")
+	s1 := resolvertest.SessionToken("s1")
+	ag.AddSession(resolvertest.Session, s1, "u1")
 	base := startService(t, map[string]string{"AUTHGEAR_ENDPOINT": "https://project.example", "AUTHGEAR_RESOLVER_URL": ag.ResolverURL().String()})
 	for _, size := range []int{64 << 10, 256 << 10} {
 		req, _ := http.NewRequest("GET", base+"/auth", nil)
-		req.Header.Set("Cookie", "junk="+strings.Repeat("j", size)+"; session=s1")
+		req.Header.Set("Cookie", "junk="+strings.Repeat("j", size)+"; session="+s1)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatalf("%d bytes: %v", size, err)
@@ -467,7 +474,44 @@ func TestOversizedHeaders(t *testing.T) {
 			t.Fatalf("%d bytes of headers: status %d", size, resp.StatusCode)
 		}
 	}
-	if c := authStatus(t, base, "nope"); c != 401 {
+	if c := authStatus(t, base, resolvertest.Token("nope")); c != 401 {
 		t.Fatalf("after oversized requests: status %d", c)
+	}
+}
+
+// TestCredentialShapesMode: the mode is named in a start-up log line and
+// applied: a credential of a shape Authgear never issues reaches Authgear
+// only with CREDENTIAL_SHAPES=any.
+func TestCredentialShapesMode(t *testing.T) {
+	for _, tc := range []struct {
+		mode, logged string
+		calls        int64
+	}{{"", `"credential_shapes":"authgear"`, 0}, {"any", `"credential_shapes":"any"`, 1}} {
+		ag := resolvertest.NewServer("project.example")
+		addr := "127.0.0.1:" + freePort(t)
+		logs := &syncBuffer{}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"forwardauth"}, env(map[string]string{
+				"AUTHGEAR_ENDPOINT": "https://project.example", "AUTHGEAR_RESOLVER_URL": ag.ResolverURL().String(),
+				"LISTEN_ADDR": addr, "CREDENTIAL_SHAPES": tc.mode,
+			}), logs, logs)
+		}()
+		waitReady(t, "http://"+addr+"/readyz")
+		if c := authStatus(t, "http://"+addr, "not-an-authgear-token"); c != 401 {
+			t.Errorf("mode %q: status %d, want 401", tc.mode, c)
+		}
+		if n := ag.Calls(); n != tc.calls {
+			t.Errorf("mode %q: %d resolver calls, want %d", tc.mode, n, tc.calls)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		ag.Close()
+		if !strings.Contains(logs.String(), tc.logged) || !strings.Contains(logs.String(), "CREDENTIAL_SHAPES=") {
+			t.Errorf("mode %q: no start-up line naming it in %s", tc.mode, logs)
+		}
 	}
 }

@@ -2,7 +2,7 @@
 # Memory of the service after SESSIONS (1,000,000) distinct sessions went
 # through it, the in-process tier at its default bound (LOCAL_CACHE_SIZE,
 # 100000 unless set): builds the service, the Authgear test double (every
-# bearer token starting with mem- is valid) and bench/cmd/loadgen, sends one
+# bearer token numbered by bench/internal/benchtok with prefix mem is valid) and bench/cmd/loadgen, sends one
 # request per distinct token over keep-alive connections, and prints the
 # service's VmRSS and VmHWM from /proc before and after, with Go's heap
 # figures from /metrics.
@@ -80,7 +80,7 @@ echo "== building"
 go build -o "$tmp/forwardauth" .
 go build -o "$tmp/" ./bench/cmd/fakeauthgear ./bench/cmd/loadgen
 
-start fake "$tmp/fakeauthgear" -tokens 0 -users "$USERS" -accept-prefix mem- -url-file "$tmp/fake.url"
+start fake "$tmp/fakeauthgear" -tokens 0 -users "$USERS" -accept-prefix mem -url-file "$tmp/fake.url"
 for _ in $(seq 1 100); do [ -s "$tmp/fake.url" ] && break; sleep 0.1; done
 [ -s "$tmp/fake.url" ] || die "fakeauthgear did not start" fake
 fake=$(cat "$tmp/fake.url")
@@ -98,7 +98,7 @@ fi
 port=$(free_port)
 env -i PATH="$PATH" HOME="${HOME:-/root}" LISTEN_ADDR="127.0.0.1:$port" \
   AUTHGEAR_ENDPOINT=https://bench.authgear.test AUTHGEAR_RESOLVER_URL="$fake/_resolver/resolve" \
-  "${extra[@]}" "$tmp/forwardauth" > >(grep --line-buffered -v '"level":"INFO"' >"$tmp/svc.log") 2>&1 &
+  RESOLVER_CLIENT_RATE=0 "${extra[@]}" "$tmp/forwardauth" > >(grep --line-buffered -v '"level":"INFO"' >"$tmp/svc.log") 2>&1 &
 svc_pid=$!
 pids+=("$svc_pid")
 svc="http://127.0.0.1:$port"
@@ -110,7 +110,7 @@ echo "== $SESSIONS distinct sessions of $USERS users, $CONC keep-alive connectio
 report "idle, before"
 c0=$(curl -fsS "$fake/_calls")
 loadgen_ok=1
-timeout -k 5 "$(( $(secs "$MAX_DURATION") + 30 ))" "$tmp/loadgen" -targets "$svc" -n "$SESSIONS" -c "$CONC" -prefix mem- \
+timeout -k 5 "$(( $(secs "$MAX_DURATION") + 30 ))" "$tmp/loadgen" -targets "$svc" -n "$SESSIONS" -c "$CONC" -prefix mem \
   -max-duration "$MAX_DURATION" >"$tmp/loadgen.out" 2>&1 &
 lg=$!
 pids+=("$lg")

@@ -10,14 +10,15 @@
 #   DURATION=20s REPEAT=3 bash bench/run.sh    # longer, best of 3 (noisy machines)
 #   SCENARIOS="a d" bash bench/run.sh          # a subset
 #
-# Scenarios: a) in-process hit  b) Redis hit, one token  b2) Redis hit, many
-# warm tokens  c) 10,000 distinct tokens, cold  d) through nginx auth_request
-# e) resolver economy  h) through HAProxy's lua.forwardauth. Environment: DURATION (10s, wrk's -d), REPEAT (1: each
+# Scenarios: a) in-process hit  j) a JWT verified locally, warm  b) Redis hit,
+# one token  b2) Redis hit, many warm tokens  c) 10,000 distinct tokens, cold
+# d) through nginx auth_request  e) resolver economy  h) through HAProxy's
+# lua.forwardauth. Environment: DURATION (10s, wrk's -d), REPEAT (1: each
 # service/baseline pair is run this many times, alternating, and the best
 # req/s of each is kept), THREADS (2), CONNS (64), TOKENS (10000, b2 and c),
 # ECON_N (1000) concurrent requests carrying ECON_K (100) tokens in e,
 # ECON_DELAY (50ms, the resolver's latency in e), NGINX_WORKERS (1),
-# HAPROXY_THREADS (1), SCENARIOS ("a b b2 c d e h").
+# HAPROXY_THREADS (1), SCENARIOS ("a j b b2 c d e h").
 # Everything listens on 127.0.0.1; every process started is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ ECON_K=${ECON_K:-100}
 ECON_DELAY=${ECON_DELAY:-50ms}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
 HAPROXY_THREADS=${HAPROXY_THREADS:-1}
-SCENARIOS=${SCENARIOS:-"a b b2 c d e h"}
+SCENARIOS=${SCENARIOS:-"a j b b2 c d e h"}
 
 # --- tools ---------------------------------------------------------------
 need=()
@@ -220,6 +221,8 @@ secret=bench-cache-key-secret-0123456789abcdef
 
 # service NAME [VAR=value...]: starts the service (default settings but the
 # given ones) with the fake as Authgear; sets $svc (its URL) and $svc_pid.
+# wrk and loadgen are one client (127.0.0.1) playing many users: no
+# per-client budget (RESOLVER_CLIENT_RATE=0; bench/flood.sh measures it).
 # AG overrides the fake's URL.
 service() {
   local name=$1; shift
@@ -229,6 +232,7 @@ service() {
     LISTEN_ADDR="127.0.0.1:$port" \
     AUTHGEAR_ENDPOINT="https://bench.authgear.test" \
     AUTHGEAR_RESOLVER_URL="${AG:-$fake}/_resolver/resolve" \
+    RESOLVER_CLIENT_RATE=0 \
     "$@" "$tmp/forwardauth"
   svc_pid=$last_pid
   svc="http://127.0.0.1:$port"
@@ -249,7 +253,8 @@ lookups() { # the service's cache counters
     "coalesced waits $(metric "$1" forwardauth_coalesced_waits_total)"
 }
 
-tok=(-H "Authorization: Bearer tok-0")
+tok0=$(printf "tok%029d" 0) # bench/internal/benchtok's token 0
+tok=(-H "Authorization: Bearer $tok0")
 base_static() { bench "baseline" "$baseline/auth" "$baseline_pid" "${tok[@]}"; }
 base_random() { WRK_TOKENS=$TOKENS bench "baseline, random-token script" "$baseline/auth" "$baseline_pid"; }
 
@@ -257,9 +262,29 @@ base_random() { WRK_TOKENS=$TOKENS bench "baseline, random-token script" "$basel
 if want a; then
   echo "== a) in-process hit: one token, no Redis"
   service svc-a
-  check "$svc/auth" tok-0
+  check "$svc/auth" "$tok0"
   a_svc() { bench "a service, in-process hit" "$svc/auth" "$svc_pid" "${tok[@]}"; }
   pair "a in-process hit" "a service, in-process hit" a_svc "baseline" base_static
+  stop "$svc_pid"
+fi
+
+# --- j) JWT verified locally -------------------------------------------------
+if want j; then
+  echo "== j) JWT verified locally (JWT_VERIFY=true), warm: one token of about 1 KB, no Redis; the baseline gets the same header"
+  jwt=$(curl -fsS --max-time 5 "$fake/_jwt")
+  service svc-j JWT_VERIFY=true
+  for _ in $(seq 1 100); do # until the service has the fake's keys
+    grep -q '"jwks loaded"' "$tmp/svc-j.log" && break
+    sleep 0.1
+  done
+  grep -q '"jwks loaded"' "$tmp/svc-j.log" || die "the service never loaded the fake's keys" svc-j
+  check "$svc/auth" "$jwt"
+  jtok=(-H "Authorization: Bearer $jwt")
+  j_svc() { bench "j service, JWT verified, warm" "$svc/auth" "$svc_pid" "${jtok[@]}"; }
+  j_base() { bench "baseline, JWT header" "$baseline/auth" "$baseline_pid" "${jtok[@]}"; }
+  c0=$(calls "$fake")
+  pair "j JWT verified locally, warm" "j service, JWT verified, warm" j_svc "baseline, JWT header" j_base
+  echo "    resolver calls $(( $(calls "$fake") - c0 ))"
   stop "$svc_pid"
 fi
 
@@ -268,7 +293,7 @@ if want b; then
   echo "== b) Redis hit: one token, LOCAL_CACHE_TTL=0 (in-process tier off)"
   redis-cli -p "$redis_port" flushall >/dev/null
   service svc-b REDIS_URL="$redis_url" CACHE_KEY_SECRET="$secret" LOCAL_CACHE_TTL=0
-  check "$svc/auth" tok-0
+  check "$svc/auth" "$tok0"
   b_svc() {
     local c0 c1
     c0=$(calls "$fake")
@@ -317,7 +342,7 @@ fi
 if want d; then
   echo "== d) through nginx auth_request (worker_processes $NGINX_WORKERS): the service (in-process hit) vs the baseline as auth server"
   service svc-d
-  check "$svc/auth" tok-0
+  check "$svc/auth" "$tok0"
   ngx=$tmp/nginx
   mkdir -p "$ngx"
   p_app=$(free_port); p_svc=$(free_port); p_base=$(free_port); p_noauth=$(free_port)
@@ -331,8 +356,8 @@ if want d; then
   start nginx "$NGINX" -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" -g "daemon off;"
   nginx_pid=$last_pid
   wait_http "http://127.0.0.1:$p_noauth/" nginx
-  check "http://127.0.0.1:$p_svc/" tok-0
-  check "http://127.0.0.1:$p_base/" tok-0
+  check "http://127.0.0.1:$p_svc/" "$tok0"
+  check "http://127.0.0.1:$p_base/" "$tok0"
   workers=$(pgrep -d, -P "$nginx_pid")
   echo "  (server CPU: the auth server's; for \"nginx alone\", nginx's workers')"
   d_svc() {
@@ -351,7 +376,7 @@ fi
 if want h; then
   echo "== h) through HAProxy lua.forwardauth (nbthread $HAPROXY_THREADS), deploy/haproxy as shipped: the service (in-process hit) vs the baseline as auth server"
   service svc-h
-  check "$svc/auth" tok-0
+  check "$svc/auth" "$tok0"
   # The application: another baseline process (any 200 will do).
   start app-h "$tmp/baseline" -url-file "$tmp/app-h.url"
   app_h_pid=$last_pid
@@ -377,9 +402,9 @@ if want h; then
   wait_http "http://127.0.0.1:$p_svc/" haproxy-svc
   wait_http "http://127.0.0.1:$p_base/" haproxy-base
   wait_http "http://127.0.0.1:$p_noauth/" haproxy-noauth
-  check "http://127.0.0.1:$p_svc/" tok-0
-  check "http://127.0.0.1:$p_base/" tok-0
-  check "http://127.0.0.1:$p_noauth/" tok-0
+  check "http://127.0.0.1:$p_svc/" "$tok0"
+  check "http://127.0.0.1:$p_base/" "$tok0"
+  check "http://127.0.0.1:$p_noauth/" "$tok0"
   echo "  (server CPU: HAProxy's own; the auth server's is in a and d)"
   h_svc() { bench "h HAProxy + service" "http://127.0.0.1:$p_svc/" "$hap_svc" "${tok[@]}"; }
   h_base() { bench "h HAProxy + baseline" "http://127.0.0.1:$p_base/" "$hap_base" "${tok[@]}"; }
@@ -392,10 +417,10 @@ fi
 # --- e) resolver economy -------------------------------------------------------
 if want e; then
   echo "== e) resolver economy: $ECON_N requests at once carrying $ECON_K distinct tokens, cold cache, resolver latency $ECON_DELAY"
-  start fake-econ "$tmp/fakeauthgear" -tokens "$ECON_K" -users 10 -prefix econ- -delay "$ECON_DELAY" -url-file "$tmp/fake-econ.url"
+  start fake-econ "$tmp/fakeauthgear" -tokens "$ECON_K" -users 10 -prefix econ -delay "$ECON_DELAY" -url-file "$tmp/fake-econ.url"
   fake_econ=$(wait_file "$tmp/fake-econ.url" fake-econ)
   burst() {
-    timeout -k 5 120 "$tmp/loadgen" -burst -n "$ECON_N" -k "$ECON_K" -prefix econ- -targets "$1" | sed 's/^/  /' ||
+    timeout -k 5 120 "$tmp/loadgen" -burst -n "$ECON_N" -k "$ECON_K" -prefix econ -targets "$1" | sed 's/^/  /' ||
       echo "  (loadgen: some requests failed)"
   }
   econ() { # LABEL CALLS EXPECTED

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/authgear/authgear-forwardauth/resolver"
+	"github.com/authgear/authgear-forwardauth/tracing"
 )
 
 // Entry is a cached decision and when it stops being usable.
@@ -58,6 +60,9 @@ type Config struct {
 	StaleIfError time.Duration
 	// Clock is nil but in tests.
 	Clock Clock
+	// Tracer, when not nil, records the Redis lookup and the resolver call of
+	// a miss as child spans, and the tier that answered on the caller's span.
+	Tracer trace.Tracer
 }
 
 // Cache is the two-tier cache in front of the resolver.
@@ -121,6 +126,9 @@ func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Dec
 		// the clock read on a hit.
 		if c.cfg.StaleIfError <= 0 || e.Expires.After(c.cfg.Clock.Now()) {
 			c.hitsLocal.Inc()
+			if c.cfg.Tracer != nil {
+				trace.SpanFromContext(ctx).SetAttributes(tierLocal...)
+			}
 			return e.Decision, nil
 		}
 		c.missLocal.Inc()
@@ -133,15 +141,27 @@ func (c *Cache) Decide(ctx context.Context, req resolver.Request) (*resolver.Dec
 
 func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {
 	led := false
+	var f *flight // only for a traced request
+	if c.cfg.Tracer != nil && trace.SpanContextFromContext(ctx).IsValid() {
+		f = &flight{waitStart: time.Now()}
+	}
 	// Do, not DoChan: the leader works in its own goroutine instead of a new
 	// one. The work is shared by every waiter, so one caller leaving must not
 	// cancel it for the others, and FetchTimeout bounds everyone's wait.
 	v, err, _ := c.group.Do(string(k[:]), func() (any, error) {
 		led = true
-		return c.fetch(context.WithoutCancel(ctx), k, req, stale)
+		d, err := c.fetch(context.WithoutCancel(ctx), k, req, stale, f)
+		if f != nil {
+			f.d = d
+			return f, err
+		}
+		return d, err
 	})
 	if !led {
 		c.coalesced.Inc()
+	}
+	if c.cfg.Tracer != nil {
+		v = c.traceMiss(ctx, v, led, f)
 	}
 	if err != nil {
 		return nil, err
@@ -149,31 +169,48 @@ func (c *Cache) miss(ctx context.Context, k Key, req resolver.Request, stale *En
 	return v.(*resolver.Decision), nil
 }
 
-func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request, stale *Entry) (*resolver.Decision, error) {
+// fetch answers a miss from Redis or the resolver; f, when not nil, learns
+// which one answered for the requests that waited.
+func (c *Cache) fetch(ctx context.Context, k Key, req resolver.Request, stale *Entry, f *flight) (*resolver.Decision, error) {
 	epoch := c.epoch.Load()
+	// A leader that finished between our miss and our Do has stored its
+	// answer: use it rather than ask again.
+	if e, ok, _ := c.local.Get(ctx, k); ok && e.Expires.After(c.cfg.Clock.Now()) {
+		if f != nil {
+			f.tier = tracing.TierLocal
+		}
+		return e.Decision, nil
+	}
 	if c.shared != nil {
-		e, ok, err := c.shared.Get(ctx, k)
+		gctx, span := f.start(ctx, c.cfg.Tracer, spanRedisGet)
+		e, ok, err := c.shared.Get(gctx, k)
 		switch {
 		case err != nil:
 			c.sharedError(ctx, "get", err)
+			f.end(span, resultError, err)
 		case ok && e.Expires.After(c.cfg.Clock.Now()):
 			c.hitsShared.Inc()
+			f.answered(span, tracing.TierRedis, resultHit)
 			c.storeLocal(ctx, k, e, epoch)
 			return e.Decision, nil
 		case ok:
 			c.missShared.Inc()
+			f.end(span, resultMiss, nil)
 			if stale == nil || e.Expires.After(stale.Expires) {
 				stale = &e
 			}
 		default:
 			c.missShared.Inc()
+			f.end(span, resultMiss, nil)
 		}
 	}
 	// Redis bounds its own operations; the deadline (and its timer) is for
 	// the rest of a miss only.
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
 	defer cancel()
-	d, err := c.resolver.Resolve(ctx, req)
+	rctx, span := f.start(ctx, c.cfg.Tracer, spanResolve)
+	d, err := c.resolver.Resolve(rctx, req)
+	f.resolved(span, d, err)
 	if err != nil {
 		if s := c.serveStale(ctx, stale, err); s != nil {
 			return s, nil
@@ -250,7 +287,7 @@ func (c *Cache) sharedError(ctx context.Context, op string, err error) {
 // StartListening runs Listen in the background; the Redis tier reports not
 // ready (Ping) until the subscription is up, so that no replica serves
 // before it can hear of purges.
-func StartListening(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache) {
+func StartListening(ctx context.Context, redis *Redis, deny *DenyList, caches ...Purgeable) {
 	if redis == nil {
 		return
 	}
@@ -258,10 +295,17 @@ func StartListening(ctx context.Context, redis *Redis, deny *DenyList, caches ..
 	go Listen(ctx, redis, deny, caches...)
 }
 
+// Purgeable is an in-process cache that other replicas' purges reach: a
+// Cache or a Verified.
+type Purgeable interface {
+	applyPurge(ctx context.Context, p Purge)
+	clear()
+}
+
 // Listen applies the purges (and deny-list entries, when deny is not nil)
 // announced by other replicas to this one's memory until ctx is done. The
 // caches of one process share it. Without Redis it returns at once.
-func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache) {
+func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...Purgeable) {
 	if redis == nil {
 		return
 	}
@@ -280,8 +324,7 @@ func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache)
 		// decision rather than serve one that may have been revoked, and read
 		// the deny list again.
 		for _, c := range caches {
-			c.epoch.Add(1)
-			c.local.Clear()
+			c.clear()
 		}
 		if deny != nil {
 			if err := deny.load(ctx); err != nil {
@@ -290,6 +333,11 @@ func Listen(ctx context.Context, redis *Redis, deny *DenyList, caches ...*Cache)
 		}
 		redis.logger.LogAttrs(ctx, slog.LevelInfo, "listening for purges; in-process cache cleared")
 	})
+}
+
+func (c *Cache) clear() {
+	c.epoch.Add(1)
+	c.local.Clear()
 }
 
 func (c *Cache) applyPurge(ctx context.Context, p Purge) {

@@ -12,7 +12,7 @@ import (
 // tokens a local check would accept.
 type Revoker struct {
 	Main *Cache
-	JWT  *Cache    // verified tokens; nil without local verification
+	JWT  *Verified // verified tokens; nil without local verification
 	Deny *DenyList // nil without local verification
 }
 
@@ -39,7 +39,7 @@ func (r Revoker) RevokeUser(ctx context.Context, userID string) error {
 func (r Revoker) PurgeCredentials(ctx context.Context, c resolver.Credentials) error {
 	err := r.Main.PurgeCredentials(ctx, c)
 	if r.JWT != nil && c.Bearer != "" {
-		err = errors.Join(err, r.JWT.PurgeCredentials(ctx, resolver.Credentials{Bearer: c.Bearer}))
+		err = errors.Join(err, r.JWT.PurgeToken(ctx, c.Bearer))
 	}
 	if r.Deny != nil && c.Bearer != "" {
 		// The admin hands the token in; its claims are read unverified, which

@@ -93,7 +93,7 @@ var contract = []struct {
 		blocked(t, st, r, http.StatusUnauthorized)
 	}},
 	{"deny/401 with an invalid token", func(t *testing.T, st *stack, base, _ string) {
-		r := do(t, base, "GET", "/hello", "", with(bearer("not-a-valid-token"), []string{"Accept", acceptJSON}, spoofed)...)
+		r := do(t, base, "GET", "/hello", "", with(bearer(tokenUnknown), []string{"Accept", acceptJSON}, spoofed)...)
 		blocked(t, st, r, http.StatusUnauthorized)
 	}},
 	{"policy/403 when the user lacks the route's role", func(t *testing.T, st *stack, base, _ string) {
@@ -128,7 +128,7 @@ var contract = []struct {
 		expectNoIdentity(t, allowed(t, st, r))
 	}},
 	{"optional/invalid token: 200 and spoofed identity stripped", func(t *testing.T, st *stack, base, _ string) {
-		r := do(t, base, "GET", "/public/page", "", with(bearer("not-a-valid-token"), spoofed)...)
+		r := do(t, base, "GET", "/public/page", "", with(bearer(tokenUnknown), spoofed)...)
 		expectNoIdentity(t, allowed(t, st, r))
 	}},
 	{"optional/signed-in user is identified", func(t *testing.T, st *stack, base, _ string) {
@@ -193,7 +193,7 @@ var contract = []struct {
 	}},
 	{"outage/Authgear down: 5xx and the upstream is not reached", func(t *testing.T, st *stack, base, gw string) {
 		// A credential that is valid but was never resolved, so no cache holds it.
-		token := "token-fresh-" + gw
+		token := resolvertest.Token("tokenFresh" + gw)
 		st.authgear.AddSession(resolvertest.Bearer, token, userAlice.UserID)
 		st.authgear.SetFailure(resolvertest.Status500)
 		defer st.authgear.SetFailure(resolvertest.OK)

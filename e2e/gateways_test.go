@@ -97,7 +97,10 @@ http {
 }
 
 // startTraefik runs deploy/traefik/traefik.yml with deploy/traefik/dynamic.yml.
-func startTraefik(t *testing.T, st *stack) string {
+func startTraefik(t *testing.T, st *stack) string { return startTraefikWith(t, st) }
+
+// startTraefikWith makes more replacements (old, new pairs) in traefik.yml.
+func startTraefikWith(t *testing.T, st *stack, replacements ...string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_TRAEFIK", "traefik-"+traefikVersion, "traefik")
 	dir := t.TempDir()
 	port := st.port(t)
@@ -113,8 +116,10 @@ func startTraefik(t *testing.T, st *stack) string {
 	))
 	static := filepath.Join(dir, "traefik.yml")
 	writeFile(t, static, template(t, "traefik/traefik.yml",
-		`address: ":80"`, fmt.Sprintf(`address: "127.0.0.1:%d"`, port),
-		"filename: /etc/traefik/dynamic.yml", "filename: "+dynamic,
+		append([]string{
+			`address: ":80"`, fmt.Sprintf(`address: "127.0.0.1:%d"`, port),
+			"filename: /etc/traefik/dynamic.yml", "filename: " + dynamic,
+		}, replacements...)...,
 	))
 	p := startProcess(t, "traefik", exec.Command(bin, "--configFile="+static))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -124,7 +129,11 @@ func startTraefik(t *testing.T, st *stack) string {
 
 // startCaddy runs deploy/caddy/Caddyfile, served over plain HTTP on a spare
 // port (the shipped site address gets automatic HTTPS).
-func startCaddy(t *testing.T, st *stack) string {
+func startCaddy(t *testing.T, st *stack) string { return startCaddyWith(t, st, "") }
+
+// startCaddyWith adds directives at the top of the site block, and env
+// (NAME=value) to Caddy's environment.
+func startCaddyWith(t *testing.T, st *stack, directives string, env ...string) string {
 	bin := findBinary(t, "FORWARDAUTH_E2E_CADDY", "caddy-"+caddyVersion, "caddy")
 	dir := t.TempDir()
 	port := st.port(t)
@@ -132,9 +141,13 @@ func startCaddy(t *testing.T, st *stack) string {
 	for _, h := range st.publicHosts() {
 		sites = append(sites, fmt.Sprintf("http://%s:%d", h, port))
 	}
+	site := strings.Join(sites, ", ") + " {"
+	if directives != "" {
+		site += "\n" + directives
+	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	writeFile(t, caddyfile, template(t, "caddy/Caddyfile",
-		appHost+" {", strings.Join(sites, ", ")+" {",
+		appHost+" {", site,
 		"forward_auth forwardauth:8080 {", "forward_auth "+st.service+" {",
 		"reverse_proxy forwardauth:8080", "reverse_proxy "+st.service,
 		"reverse_proxy app:8080", "reverse_proxy "+st.upstream.addr(),
@@ -146,6 +159,7 @@ func startCaddy(t *testing.T, st *stack) string {
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 		"HOME="+dir,
 	)
+	cmd.Env = append(cmd.Env, env...)
 	p := startProcess(t, "caddy", cmd)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitRoutedHost(t, p, base, st.publicHosts()[0])

@@ -274,11 +274,14 @@ var (
 	userAnon  = resolver.Identity{UserID: "anon-0001", Anonymous: true}
 )
 
-const (
-	tokenAlice   = "token-alice"
-	tokenAdmin   = "token-admin"
-	tokenAnon    = "token-anon"
-	sessionAlice = "session-cookie-alice"
+// The credentials, in the shapes Authgear issues (32 letters and digits; an
+// IdP session is <uuid>.<32 letters and digits>).
+var (
+	tokenAlice   = resolvertest.Token("tokenAlice")
+	tokenAdmin   = resolvertest.Token("tokenAdmin")
+	tokenAnon    = resolvertest.Token("tokenAnon")
+	tokenUnknown = resolvertest.Token("notAValidToken") // well shaped, unknown to Authgear
+	sessionAlice = resolvertest.SessionToken("sessionCookieAlice")
 )
 
 type stack struct {

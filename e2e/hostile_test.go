@@ -394,7 +394,7 @@ var identityScenarios = []struct {
 		return rawRequest{method: "GET", target: "/public/page", lines: f.lines}
 	}, nil, false, false},
 	{"optional with an invalid token", func(f forgery) rawRequest {
-		return rawRequest{method: "GET", target: "/public/page", fields: hdr("Authorization", "Bearer not-a-valid-token"), lines: f.lines}
+		return rawRequest{method: "GET", target: "/public/page", fields: hdr("Authorization", "Bearer "+tokenUnknown), lines: f.lines}
 	}, nil, false, false},
 	{"preflight", func(f forgery) rawRequest {
 		return rawRequest{method: "OPTIONS", target: "/hello", fields: hdr("Origin", "https://other.example", "Access-Control-Request-Method", "POST"), lines: f.lines}
@@ -403,7 +403,7 @@ var identityScenarios = []struct {
 		return rawRequest{method: "GET", target: "/hello", fields: hdr("Accept", acceptJSON), lines: f.lines}
 	}, nil, true, false},
 	{"deny with an invalid token", func(f forgery) rawRequest {
-		return rawRequest{method: "GET", target: "/hello", fields: hdr("Authorization", "Bearer not-a-valid-token"), lines: f.lines}
+		return rawRequest{method: "GET", target: "/hello", fields: hdr("Authorization", "Bearer "+tokenUnknown), lines: f.lines}
 	}, nil, true, false},
 	{"deny: role missing", func(f forgery) rawRequest {
 		return rawRequest{method: "GET", target: "/admin/panel", fields: credAlice.fields(), lines: f.lines}
@@ -539,7 +539,7 @@ func hostileCases() []hostileCase {
 			cs = append(cs, hostileCase{"identity/" + f.name + "/" + sc.name, func(t *testing.T, h *hostileEnv) {
 				rr := sc.request(f)
 				if sc.outage {
-					token := fmt.Sprintf("token-fresh-%s-%d", h.gw, time.Now().UnixNano())
+					token := resolvertest.Token(fmt.Sprintf("fresh%s%d", h.gw, time.Now().UnixNano()))
 					h.st.authgear.AddSession(resolvertest.Bearer, token, userAlice.UserID)
 					h.st.authgear.SetFailure(resolvertest.Status500)
 					defer h.st.authgear.SetFailure(resolvertest.OK)

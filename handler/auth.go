@@ -6,10 +6,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgear/authgear-forwardauth/resolver"
+	"github.com/authgear/authgear-forwardauth/tracing"
 )
 
 // Decider answers who is behind a request's credentials. An error means the
@@ -32,6 +37,8 @@ type AuthConfig struct {
 	// Assertion, when not nil, signs every allow's identity for the
 	// original host (X-Authgear-Jwt-Assertion).
 	Assertion Asserter
+	// Shapes: which credentials may cost a cache lookup and a resolver call.
+	Shapes CredentialShapes
 }
 
 // JWTMode is how Bearer JWTs are checked.
@@ -52,11 +59,18 @@ const (
 type JWTConfig struct {
 	Mode JWTMode
 	// Verified answers from the token alone (a cache in front of the verifier).
-	Verified Decider
+	Verified VerifiedTokens
 	// Deny blocks tokens revoked since they were issued.
 	Deny interface {
 		Blocks(*resolver.Decision) bool
 	}
+}
+
+// VerifiedTokens answers JWTs from local verification.
+type VerifiedTokens interface {
+	Decider
+	// Lookup returns the answer held for exactly token, verifying nothing.
+	Lookup(token string) (*resolver.Decision, bool)
 }
 
 // Values shared by every response; headers are assigned, never appended to.
@@ -72,39 +86,44 @@ var (
 const headerStale = "X-Forwardauth-Stale"
 
 type decisionCounters struct {
-	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError prometheus.Counter
-	jwtInvalid, jwtRevoked, badPath, forgedHeader                                                   prometheus.Counter
+	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError outcome
+	jwtInvalid, jwtRevoked, badPath, forgedHeader                                                   outcome
+	misshapen, rateLimited                                                                          outcome
 }
 
-func newDecisionCounters(reg prometheus.Registerer) decisionCounters {
+func newDecisionCounters(reg prometheus.Registerer, traced bool) decisionCounters {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "forwardauth_decisions_total",
 		Help: "Answers of /auth by outcome.",
 	}, []string{"outcome"})
 	reg.MustRegister(v)
+	o := newOutcome(v, traced)
 	return decisionCounters{
-		allow:        v.WithLabelValues("allow"),
-		anonymous:    v.WithLabelValues("optional_anonymous"),
-		deny:         v.WithLabelValues("deny"),
-		forbidden:    v.WithLabelValues("forbidden"),
-		noCredential: v.WithLabelValues("no_credential"),
-		malformed:    v.WithLabelValues("malformed"),
-		unavailable:  v.WithLabelValues("unavailable"),
-		preflight:    v.WithLabelValues("preflight"),
-		policyError:  v.WithLabelValues("policy_error"),
-		jwtInvalid:   v.WithLabelValues("jwt_invalid"),
-		jwtRevoked:   v.WithLabelValues("jwt_revoked"),
-		badPath:      v.WithLabelValues("bad_path"),
-		forgedHeader: v.WithLabelValues("forged_header"),
+		allow:        o("allow"),
+		anonymous:    o("optional_anonymous"),
+		deny:         o("deny"),
+		forbidden:    o("forbidden"),
+		noCredential: o("no_credential"),
+		malformed:    o("malformed"),
+		unavailable:  o("unavailable"),
+		preflight:    o("preflight"),
+		policyError:  o("policy_error"),
+		jwtInvalid:   o("jwt_invalid", tracing.TierJWT),
+		jwtRevoked:   o("jwt_revoked", tracing.TierJWT),
+		badPath:      o("bad_path"),
+		forgedHeader: o("forged_header"),
+		misshapen:    o("misshapen"),
+		rateLimited:  o("rate_limited"),
 	}
 }
 
 // handleAuth answers a gateway's sub-request: 200 with the identity headers,
 // 401 (or a sign-in redirect), 403 when the route's policy refuses a known
 // user, 503 when Authgear's answer is unknown, 500 for a broken policy.
-func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg prometheus.Registerer, traced bool) http.Handler {
 	names := newCookieNames(cfg.CookiePrefix)
-	count := newDecisionCounters(reg)
+	shapes := cfg.Shapes.checker()
+	count := newDecisionCounters(reg, traced)
 	var known policies
 	assert := newAssert(cfg, logger)
 	noIdentity := setNoIdentity
@@ -135,7 +154,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 	// noValidCredential answers when nobody is signed in.
 	noValidCredential := func(w http.ResponseWriter, r *http.Request, route routePolicy, bearer bool) {
 		if route.optional() {
-			count.anonymous.Inc()
+			count.anonymous.Inc(r)
 			noIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 			return
@@ -145,13 +164,13 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if clientIdentityHeader(r.Header) {
-			count.forgedHeader.Inc()
+			count.forgedHeader.Inc(r)
 			http.Error(w, "identity header from the client", http.StatusBadRequest)
 			return
 		}
 		isTrusted := trusted(r, cfg.TrustedProxies)
 		if isTrusted && ambiguousOriginal(r.Header) {
-			count.badPath.Inc()
+			count.badPath.Inc(r)
 			http.Error(w, "ambiguous path", http.StatusBadRequest)
 			return
 		}
@@ -164,79 +183,98 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			var err error
 			if route, err = known.routePolicies(r.URL.RawQuery, origQuery); err != nil {
 				// The operator's typo: fail closed, loudly.
-				count.policyError.Inc()
+				count.policyError.Inc(r)
 				logger.LogAttrs(r.Context(), slog.LevelError, "bad policy on the auth URL", slog.String("error", clip(err.Error())))
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
 		}
+		if traced {
+			tracePolicy(r, route)
+		}
 		if cfg.AllowPreflight && isTrusted && r.Header.Get("Access-Control-Request-Method") != "" &&
 			realPreflight(r, readOriginal(r.Header)) {
-			count.preflight.Inc()
+			count.preflight.Inc(r)
 			noIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 			return
 		}
 
-		creds, bearer, err := readCredentials(r.Header, names)
-		switch {
-		case err != nil:
-			count.malformed.Inc()
-		case creds.Empty():
-			count.noCredential.Inc()
+		d := verifiedHit(cfg.JWT, r.Header)
+		bearer := d != nil
+		if bearer && traced {
+			trace.SpanFromContext(r.Context()).SetAttributes(tracing.TierJWT)
 		}
-		if err != nil || creds.Empty() {
-			noValidCredential(w, r, route, bearer || err != nil)
-			return
+		var creds resolver.Credentials
+		var err error
+		if d == nil {
+			var misshapen bool
+			creds, bearer, misshapen, err = readCredentials(r.Header, names, shapes)
+			switch {
+			case err != nil:
+				count.malformed.Inc(r)
+			case creds.Empty() && misshapen:
+				count.misshapen.Inc(r)
+			case creds.Empty():
+				count.noCredential.Inc(r)
+			}
+			if err != nil || creds.Empty() {
+				noValidCredential(w, r, route, bearer || err != nil)
+				return
+			}
 		}
 
-		var d *resolver.Decision
-		if cfg.JWT.Mode != JWTOff && creds.Bearer != "" && resolver.LooksLikeJWT(creds.Bearer) {
+		if d == nil && cfg.JWT.Mode != JWTOff && creds.Bearer != "" && isJWT(creds.Bearer, shapes) {
 			jd, err := cfg.JWT.Verified.Decide(r.Context(), resolver.Request{Credentials: resolver.Credentials{Bearer: creds.Bearer}})
 			switch {
 			case err != nil:
 				// No keys yet (JWKS unreachable): Authgear can still tell.
 			case !jd.Allow && creds.AppSession == "" && creds.AppAccessToken == "" && creds.Session == "":
-				count.jwtInvalid.Inc()
+				count.jwtInvalid.Inc(r)
 				noValidCredential(w, r, route, true)
 				return
 			case !jd.Allow:
 				// Authgear would go on to the cookies: so do we.
 			case cfg.JWT.Deny.Blocks(jd):
-				count.jwtRevoked.Inc()
+				count.jwtRevoked.Inc(r)
 				noValidCredential(w, r, route, true)
 				return
 			case cfg.JWT.Mode == JWTLocal:
 				d = jd
+				if traced {
+					trace.SpanFromContext(r.Context()).SetAttributes(tracing.TierJWT)
+				}
 			}
 		}
 
-		req := resolver.Request{Credentials: creds}
-		if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
-			req.ForwardedFor = xff[0]
-		}
-		if ua := r.Header["User-Agent"]; len(ua) > 0 {
-			req.UserAgent = ua[0]
-		}
 		if d == nil {
+			req := resolver.Request{Credentials: creds, Peer: r.RemoteAddr, Header: r.Header}
+			if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
+				req.ForwardedFor = xff[0]
+			}
+			if ua := r.Header["User-Agent"]; len(ua) > 0 {
+				req.UserAgent = ua[0]
+			}
 			d, err = decider.Decide(r.Context(), req)
 		}
 		switch {
+		case err != nil && overBudget(w, err):
+			count.rateLimited.Inc(r)
 		case err != nil:
-			count.unavailable.Inc()
+			count.unavailable.Inc(r)
 			if !errors.Is(err, context.Canceled) {
 				logger.LogAttrs(r.Context(), slog.LevelDebug, "answering 503", slog.String("error", err.Error()))
 			}
 			http.Error(w, "authentication service unavailable", http.StatusServiceUnavailable)
 		case !d.Allow && route.optional():
-			count.anonymous.Inc()
+			count.anonymous.Inc(r)
 			noIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
 		case !d.Allow:
-			count.deny.Inc()
+			count.deny.Inc(r)
 			refuse(w, r, bearer)
 		case !route.permits(d.Identity):
-			count.forbidden.Inc()
+			count.forbidden.Inc(r)
 			w.WriteHeader(http.StatusForbidden)
 		default:
 			var assertion []string
@@ -245,7 +283,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 					return // answered 500
 				}
 			}
-			count.allow.Inc()
+			count.allow.Inc(r)
 			d.SetHeader(w.Header())
 			if assertion != nil {
 				w.Header()[HeaderJWTAssertion] = assertion
@@ -256,6 +294,63 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			w.WriteHeader(http.StatusOK)
 		}
 	})
+}
+
+// verifiedHit is the allow for a request whose one Authorization header is a
+// Bearer JWT this process verified and still holds, matched byte for byte,
+// with JWT_VERIFY=true: Authgear tries the Bearer first, and a token that
+// was verified is well formed, so nothing else in the request is read.
+func verifiedHit(cfg JWTConfig, h http.Header) *resolver.Decision {
+	if cfg.Mode != JWTLocal {
+		return nil
+	}
+	auth := h["Authorization"]
+	if len(auth) != 1 {
+		return nil
+	}
+	scheme, token, _ := strings.Cut(auth[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return nil
+	}
+	token = strings.Trim(token, " ")
+	if len(token) <= resolver.OpaqueTokenLen {
+		return nil
+	}
+	d, ok := cfg.Verified.Lookup(token)
+	if !ok || !d.Allow || cfg.Deny.Blocks(d) {
+		return nil // the full path answers (and counts) it
+	}
+	return d
+}
+
+// isJWT tells a JWT Bearer from an opaque one: with shapes checked, a Bearer
+// is one or the other.
+func isJWT(token string, shapes *resolver.Shapes) bool {
+	if shapes != nil {
+		return len(token) != resolver.OpaqueTokenLen
+	}
+	return resolver.LooksLikeJWT(token)
+}
+
+// checker returns the shape check for s; nil checks nothing.
+func (s CredentialShapes) checker() *resolver.Shapes {
+	if s == ShapesAny {
+		return nil
+	}
+	return &resolver.Shapes{}
+}
+
+// overBudget answers 429 when err says the client spent its budget of
+// resolver calls, with Retry-After in whole seconds.
+func overBudget(w http.ResponseWriter, err error) bool {
+	var limited interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &limited) {
+		return false
+	}
+	secs := int64((limited.RetryAfter() + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	http.Error(w, "too many new credentials from this client", http.StatusTooManyRequests)
+	return true
 }
 
 func unauthorized(w http.ResponseWriter, bearer bool) {

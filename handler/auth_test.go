@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgear/authgear-forwardauth/assertion"
 	"github.com/authgear/authgear-forwardauth/cache"
@@ -29,6 +30,20 @@ var alice = resolver.Identity{
 }
 
 var bob = resolver.Identity{UserID: "b0b"}
+
+// The fake's credentials, in the shapes Authgear issues.
+var (
+	aliceToken  = resolvertest.Token("alice")
+	aliceIDP    = resolvertest.SessionToken("alice")
+	aliceApp    = resolvertest.Token("aliceApp")
+	aliceAccess = resolvertest.Token("aliceAccess")
+	bobToken    = resolvertest.Token("bob")
+	bobIDP      = resolvertest.SessionToken("bob")
+	anonToken   = resolvertest.Token("anon")
+	// Well shaped, but unknown to Authgear.
+	nopeToken   = resolvertest.Token("nope")
+	nopeSession = resolvertest.SessionToken("nope")
+)
 
 // anon is an Authgear anonymous user: refused (403) unless a route allows them.
 var anon = resolver.Identity{UserID: "an0n", Anonymous: true}
@@ -48,12 +63,16 @@ type stackOptions struct {
 	preflight    bool
 	login        LoginConfig
 	jwt          JWTMode
+	shapes       CredentialShapes
+	clock        *stackClock // nil: the real time
+	resolverWrap func(cache.Resolver, *prometheus.Registry) cache.Resolver
 	setup        func(*resolvertest.Server) // before the service starts
 	assertion    *assertion.Issuer
+	tracer       trace.Tracer
 }
 
 // newStack is the service as main wires it, in front of a fake Authgear that
-// knows alice (bearer "alice-token", cookie session "alice-idp") and bob.
+// knows alice (bearer aliceToken, cookie session aliceIDP) and bob.
 func newStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	ag := resolvertest.NewServer(publicHost)
@@ -61,14 +80,14 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	ag.CookiePrefix = opts.cookiePrefix
 	ag.AddUser(alice)
 	ag.AddUser(bob)
-	ag.AddSession(resolvertest.Bearer, "alice-token", alice.UserID)
-	ag.AddSession(resolvertest.Session, "alice-idp", alice.UserID)
-	ag.AddSession(resolvertest.AppSession, "alice-app", alice.UserID)
-	ag.AddSession(resolvertest.AppAccessToken, "alice-access", alice.UserID)
-	ag.AddSession(resolvertest.Bearer, "bob-token", bob.UserID)
-	ag.AddSession(resolvertest.Session, "bob-idp", bob.UserID)
+	ag.AddSession(resolvertest.Bearer, aliceToken, alice.UserID)
+	ag.AddSession(resolvertest.Session, aliceIDP, alice.UserID)
+	ag.AddSession(resolvertest.AppSession, aliceApp, alice.UserID)
+	ag.AddSession(resolvertest.AppAccessToken, aliceAccess, alice.UserID)
+	ag.AddSession(resolvertest.Bearer, bobToken, bob.UserID)
+	ag.AddSession(resolvertest.Session, bobIDP, bob.UserID)
 	ag.AddUser(anon)
-	ag.AddSession(resolvertest.Bearer, "anon-token", anon.UserID)
+	ag.AddSession(resolvertest.Bearer, anonToken, anon.UserID)
 
 	if opts.setup != nil {
 		opts.setup(ag)
@@ -80,15 +99,25 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	reg := prometheus.NewRegistry()
 	client := resolver.NewClient(resolver.ClientConfig{
 		Endpoint: ag.Endpoint(), ResolverURL: ag.ResolverURL(), CookiePrefix: opts.cookiePrefix, Timeout: timeout,
+		PropagateTrace: opts.tracer != nil,
 	}, resolver.NewHTTPClient(timeout), discard, reg)
 	keyer := cache.NewKeyer([]byte("secret"))
-	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout + time.Second},
-		keyer, cache.NewLocal(1000, time.Minute, nil), nil, client, discard,
+	var r cache.Resolver = client
+	if opts.resolverWrap != nil {
+		r = opts.resolverWrap(r, reg)
+	}
+	var clock cache.Clock // an untyped nil unless the test has a clock
+	var now func() time.Time
+	if opts.clock != nil {
+		clock, now = opts.clock, opts.clock.Now
+	}
+	c := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout + time.Second, Clock: clock, Tracer: opts.tracer},
+		keyer, cache.NewLocal(1000, time.Minute, clock), nil, r, discard,
 		prometheus.WrapRegistererWith(prometheus.Labels{"cache": "resolver"}, reg))
 	revoker := cache.Revoker{Main: c}
 	var jwtCfg JWTConfig
 	if opts.jwt != JWTOff {
-		v, err := resolver.NewJWTVerifier(t.Context(), resolver.JWTConfig{Endpoint: ag.Endpoint(), DiscoveryURL: ag.DiscoveryURL()},
+		v, err := resolver.NewJWTVerifier(t.Context(), resolver.JWTConfig{Endpoint: ag.Endpoint(), DiscoveryURL: ag.DiscoveryURL(), Clock: now},
 			resolver.NewHTTPClient(timeout), discard)
 		if err != nil {
 			t.Fatal(err)
@@ -101,21 +130,40 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 				}
 			}
 		}
-		jc := cache.New(cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout},
-			keyer, cache.NewLocal(1000, time.Minute, nil), nil, resolver.JWTResolver{V: v}, discard,
-			prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
-		deny := cache.NewDenyList(time.Hour, nil, nil, discard)
+		jc := cache.NewVerified(1<<20, cache.Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: timeout, Clock: clock},
+			resolver.JWTResolver{V: v}, prometheus.WrapRegistererWith(prometheus.Labels{"cache": "jwt"}, reg))
+		deny := cache.NewDenyList(time.Hour, nil, clock, discard)
 		jwtCfg = JWTConfig{Mode: opts.jwt, Verified: jc, Deny: deny}
 		revoker = cache.Revoker{Main: c, JWT: jc, Deny: deny}
 	}
-	cfg := Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login, JWT: jwtCfg}}
+	cfg := Config{Auth: AuthConfig{CookiePrefix: opts.cookiePrefix, TrustedProxies: opts.trusted, AllowPreflight: opts.preflight, Login: opts.login, JWT: jwtCfg, Shapes: opts.shapes}}
 	var purger Purger = revoker
 	if opts.assertion != nil {
 		cfg.Auth.Assertion, cfg.JWKS = opts.assertion, opts.assertion.JWKS()
 		purger = assertion.DroppingPurger{Next: revoker, Tokens: opts.assertion}
 	}
-	h := New(cfg, Deps{Decider: c, Purger: purger, Redis: opts.redis, Logger: discard, Registry: reg})
+	h := New(cfg, Deps{Decider: c, Purger: purger, Redis: opts.redis, Logger: discard, Registry: reg, Tracer: opts.tracer})
 	return &stack{authgear: ag, handler: h, reg: reg, revoker: revoker}
+}
+
+// stackClock is a clock tests move by hand.
+type stackClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newStackClock() *stackClock { return &stackClock{now: time.Now()} }
+
+func (c *stackClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stackClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func (s *stack) do(method, target string, header http.Header) *httptest.ResponseRecorder {
@@ -149,42 +197,42 @@ func TestResolverOutcomes(t *testing.T) {
 		challenge string
 		calls     int64
 	}{
-		{name: "valid bearer", header: hdr("Authorization", "Bearer alice-token"), status: 200, calls: 1},
-		{name: "bearer scheme in any case", header: hdr("Authorization", "bEaReR alice-token"), status: 200, calls: 1},
-		{name: "valid session cookie", header: hdr("Cookie", "session=alice-idp"), status: 200, calls: 1},
-		{name: "valid app_session cookie", header: hdr("Cookie", "app_session=alice-app"), status: 200, calls: 1},
-		{name: "valid app_access_token cookie", header: hdr("Cookie", "app_access_token=alice-access"), status: 200, calls: 1},
+		{name: "valid bearer", header: hdr("Authorization", "Bearer "+aliceToken), status: 200, calls: 1},
+		{name: "bearer scheme in any case", header: hdr("Authorization", "bEaReR "+aliceToken), status: 200, calls: 1},
+		{name: "valid session cookie", header: hdr("Cookie", "session="+aliceIDP), status: 200, calls: 1},
+		{name: "valid app_session cookie", header: hdr("Cookie", "app_session="+aliceApp), status: 200, calls: 1},
+		{name: "valid app_access_token cookie", header: hdr("Cookie", "app_access_token="+aliceAccess), status: 200, calls: 1},
 		{name: "no credential: no resolver call", header: hdr(), status: 401, challenge: challenge, calls: 0},
 		{name: "basic auth is no credential", header: hdr("Authorization", "Basic dXNlcjpwYXNz"), status: 401, challenge: challenge, calls: 0},
-		{name: "invalid session cookie (valid false)", header: hdr("Cookie", "session=nope"), status: 401, challenge: challenge, calls: 1},
-		{name: "invalid bearer (no headers)", header: hdr("Authorization", "Bearer nope"), status: 401, challenge: invalidToken, calls: 1},
-		{name: "invalid app_session (no headers)", header: hdr("Cookie", "app_session=nope"), status: 401, challenge: challenge, calls: 1},
+		{name: "invalid session cookie (valid false)", header: hdr("Cookie", "session="+nopeSession), status: 401, challenge: challenge, calls: 1},
+		{name: "invalid bearer (no headers)", header: hdr("Authorization", "Bearer "+nopeToken), status: 401, challenge: invalidToken, calls: 1},
+		{name: "invalid app_session (no headers)", header: hdr("Cookie", "app_session="+nopeToken), status: 401, challenge: challenge, calls: 1},
 		{
-			name: "disabled user's bearer (valid false)", header: hdr("Authorization", "Bearer alice-token"),
+			name: "disabled user's bearer (valid false)", header: hdr("Authorization", "Bearer "+aliceToken),
 			setup: func(ag *resolvertest.Server) { ag.DisableUser(alice.UserID, true) }, status: 401, challenge: invalidToken, calls: 1,
 		},
 		{
-			name: "disabled user's cookie (valid false)", header: hdr("Cookie", "session=alice-idp"),
+			name: "disabled user's cookie (valid false)", header: hdr("Cookie", "session="+aliceIDP),
 			setup: func(ag *resolvertest.Server) { ag.DisableUser(alice.UserID, true) }, status: 401, challenge: challenge, calls: 1,
 		},
 		{
-			name: "revoked session cookie", header: hdr("Cookie", "session=alice-idp"),
-			setup: func(ag *resolvertest.Server) { ag.RevokeSession(resolvertest.Session, "alice-idp") }, status: 401, challenge: challenge, calls: 1,
+			name: "revoked session cookie", header: hdr("Cookie", "session="+aliceIDP),
+			setup: func(ag *resolvertest.Server) { ag.RevokeSession(resolvertest.Session, aliceIDP) }, status: 401, challenge: challenge, calls: 1,
 		},
 		{
-			name: "resolver 500", header: hdr("Authorization", "Bearer alice-token"),
+			name: "resolver 500", header: hdr("Authorization", "Bearer "+aliceToken),
 			setup: func(ag *resolvertest.Server) { ag.SetFailure(resolvertest.Status500) }, status: 503, calls: 1,
 		},
 		{
-			name: "resolver drops the connection", header: hdr("Authorization", "Bearer alice-token"),
+			name: "resolver drops the connection", header: hdr("Authorization", "Bearer "+aliceToken),
 			setup: func(ag *resolvertest.Server) { ag.SetFailure(resolvertest.Drop) }, status: 503, calls: 1,
 		},
 		{
-			name: "resolver for another host (404 app not found)", header: hdr("Authorization", "Bearer alice-token"),
+			name: "resolver for another host (404 app not found)", header: hdr("Authorization", "Bearer "+aliceToken),
 			setup: func(ag *resolvertest.Server) { ag.PublicHost = "other.example" }, status: 503, calls: 1,
 		},
 		{
-			name: "valid without a user id", header: hdr("Authorization", "Bearer alice-token"),
+			name: "valid without a user id", header: hdr("Authorization", "Bearer "+aliceToken),
 			setup: func(ag *resolvertest.Server) {
 				ag.Override(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("X-Authgear-Session-Valid", "true")
@@ -192,7 +240,7 @@ func TestResolverOutcomes(t *testing.T) {
 			}, status: 503, calls: 1,
 		},
 		{
-			name: "unknown validity value", header: hdr("Authorization", "Bearer alice-token"),
+			name: "unknown validity value", header: hdr("Authorization", "Bearer "+aliceToken),
 			setup: func(ag *resolvertest.Server) {
 				ag.Override(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("X-Authgear-Session-Valid", "yes")
@@ -200,7 +248,7 @@ func TestResolverOutcomes(t *testing.T) {
 			}, status: 503, calls: 1,
 		},
 		{
-			name: "control bytes in an identity value are not echoed", header: hdr("Authorization", "Bearer alice-token"),
+			name: "control bytes in an identity value are not echoed", header: hdr("Authorization", "Bearer "+aliceToken),
 			setup: func(ag *resolvertest.Server) {
 				ag.Override(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("X-Authgear-Session-Valid", "true")
@@ -234,7 +282,7 @@ func TestResolverOutcomes(t *testing.T) {
 
 func TestAllowSetsEveryIdentityHeader(t *testing.T) {
 	s := newStack(t, stackOptions{})
-	w := s.do("GET", "/auth", hdr("Authorization", "Bearer alice-token"))
+	w := s.do("GET", "/auth", hdr("Authorization", "Bearer "+aliceToken))
 	want := map[string]string{
 		"X-Authgear-Session-Valid":            "true",
 		"X-Authgear-User-Id":                  alice.UserID,
@@ -256,7 +304,7 @@ func TestAllowSetsEveryIdentityHeader(t *testing.T) {
 
 	// bob has no roles, no AMR and no authentication time: the headers are
 	// still there, empty, so a gateway copying them overwrites a client's.
-	w = s.do("GET", "/auth", hdr("Authorization", "Bearer bob-token"))
+	w = s.do("GET", "/auth", hdr("Authorization", "Bearer "+bobToken))
 	for _, k := range resolver.IdentityHeaders() {
 		if _, ok := w.Header()[k]; !ok {
 			t.Errorf("%s missing for a user without it", k)
@@ -276,11 +324,11 @@ func TestCredentialPrecedence(t *testing.T) {
 		header http.Header
 		user   string
 	}{
-		{"valid bearer beats a garbage cookie", hdr("Authorization", "Bearer alice-token", "Cookie", "session=garbage"), alice.UserID},
-		{"garbage bearer falls back to a valid cookie", hdr("Authorization", "Bearer garbage", "Cookie", "session=bob-idp"), bob.UserID},
-		{"bearer before cookies", hdr("Authorization", "Bearer bob-token", "Cookie", "session=alice-idp"), bob.UserID},
-		{"app_session before session", hdr("Cookie", "session=bob-idp; app_session=alice-app"), alice.UserID},
-		{"first cookie of a name wins", hdr("Cookie", "session=bob-idp; session=alice-idp"), bob.UserID},
+		{"valid bearer beats a garbage cookie", hdr("Authorization", "Bearer "+aliceToken, "Cookie", "session=garbage"), alice.UserID},
+		{"garbage bearer falls back to a valid cookie", hdr("Authorization", "Bearer garbage", "Cookie", "session="+bobIDP), bob.UserID},
+		{"bearer before cookies", hdr("Authorization", "Bearer "+bobToken, "Cookie", "session="+aliceIDP), bob.UserID},
+		{"app_session before session", hdr("Cookie", "session="+bobIDP+"; app_session="+aliceApp), alice.UserID},
+		{"first cookie of a name wins", hdr("Cookie", "session="+bobIDP+"; session="+aliceIDP), bob.UserID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,9 +344,9 @@ func TestCredentialPrecedence(t *testing.T) {
 func TestOnlyAuthgearCredentialsAreForwarded(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	h := hdr(
-		"Cookie", "theme=dark; session=alice-idp; csrf=abc",
-		"Cookie", "app_session=alice-app; tracking=1",
-		"Authorization", "Bearer alice-token",
+		"Cookie", "theme=dark; session="+aliceIDP+"; csrf=abc",
+		"Cookie", "app_session="+aliceApp+"; tracking=1",
+		"Authorization", "Bearer "+aliceToken,
 		"X-Forwarded-For", "203.0.113.7, 10.0.0.1",
 		"User-Agent", "Mozilla/5.0 test",
 		"X-Api-Key", "app-secret",
@@ -307,10 +355,10 @@ func TestOnlyAuthgearCredentialsAreForwarded(t *testing.T) {
 		t.Fatalf("status %d", w.Code)
 	}
 	got := s.authgear.LastRequest()
-	if c := got.Header.Values("Cookie"); len(c) != 1 || c[0] != "app_session=alice-app; session=alice-idp" {
+	if c := got.Header.Values("Cookie"); len(c) != 1 || c[0] != "app_session="+aliceApp+"; session="+aliceIDP {
 		t.Errorf("Cookie sent to Authgear = %q, want only Authgear's cookies", c)
 	}
-	if a := got.Header.Get("Authorization"); a != "Bearer alice-token" {
+	if a := got.Header.Get("Authorization"); a != "Bearer "+aliceToken {
 		t.Errorf("Authorization = %q", a)
 	}
 	if v := got.Header.Get("X-Forwarded-For"); v != "203.0.113.7, 10.0.0.1" {
@@ -326,7 +374,7 @@ func TestOnlyAuthgearCredentialsAreForwarded(t *testing.T) {
 
 func TestInternalResolverURLStillSendsThePublicHost(t *testing.T) {
 	s := newStack(t, stackOptions{})
-	s.do("GET", "/auth", hdr("Authorization", "Bearer alice-token"))
+	s.do("GET", "/auth", hdr("Authorization", "Bearer "+aliceToken))
 	got := s.authgear.LastRequest()
 	if got.Host != publicHost {
 		t.Errorf("Host = %q, want %q", got.Host, publicHost)
@@ -344,13 +392,13 @@ func TestInternalResolverURLStillSendsThePublicHost(t *testing.T) {
 
 func TestCookiePrefix(t *testing.T) {
 	s := newStack(t, stackOptions{cookiePrefix: "myapp_"})
-	if w := s.do("GET", "/auth", hdr("Cookie", "session=alice-idp")); w.Code != 401 {
+	if w := s.do("GET", "/auth", hdr("Cookie", "session="+aliceIDP)); w.Code != 401 {
 		t.Fatalf("unprefixed cookie: status %d, want 401", w.Code)
 	}
-	if w := s.do("GET", "/auth", hdr("Cookie", "myapp_session=alice-idp")); w.Code != 200 {
+	if w := s.do("GET", "/auth", hdr("Cookie", "myapp_session="+aliceIDP)); w.Code != 200 {
 		t.Fatalf("prefixed cookie: status %d, want 200", w.Code)
 	}
-	if c := s.authgear.LastRequest().Header.Get("Cookie"); c != "myapp_session=alice-idp" {
+	if c := s.authgear.LastRequest().Header.Get("Cookie"); c != "myapp_session="+aliceIDP {
 		t.Errorf("Cookie sent = %q", c)
 	}
 }
@@ -360,7 +408,7 @@ func TestMalformedCredentialsAre401WithoutAResolverCall(t *testing.T) {
 		name   string
 		header http.Header
 	}{
-		{"two Authorization headers", hdr("Authorization", "Bearer alice-token", "Authorization", "Bearer bob-token")},
+		{"two Authorization headers", hdr("Authorization", "Bearer "+aliceToken, "Authorization", "Bearer "+bobToken)},
 		{"Bearer without a token", hdr("Authorization", "Bearer")},
 		{"Bearer with blanks only", hdr("Authorization", "Bearer    ")},
 		{"token with a space", hdr("Authorization", "Bearer alice token")},
@@ -395,7 +443,7 @@ func TestMalformedCredentialsAre401WithoutAResolverCall(t *testing.T) {
 			b.WriteString(strings.Repeat("x", i%7))
 			b.WriteString("=v; ")
 		}
-		b.WriteString("session=alice-idp")
+		b.WriteString("session=" + aliceIDP)
 		if w := s.do("GET", "/auth", hdr("Cookie", b.String())); w.Code != 200 {
 			t.Fatalf("status %d, want 200", w.Code)
 		}
@@ -406,7 +454,7 @@ func TestAuthAcceptsAnyMethodAndSubPath(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"} {
 		for _, p := range []string{"/auth", "/auth/", "/auth/api/v1/things"} {
-			if w := s.do(m, p, hdr("Authorization", "Bearer alice-token")); w.Code != 200 {
+			if w := s.do(m, p, hdr("Authorization", "Bearer "+aliceToken)); w.Code != 200 {
 				t.Errorf("%s %s: status %d", m, p, w.Code)
 			}
 		}
@@ -416,8 +464,8 @@ func TestAuthAcceptsAnyMethodAndSubPath(t *testing.T) {
 func TestCacheHitMakesNoResolverCall(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	for range 5 {
-		s.do("GET", "/auth", hdr("Authorization", "Bearer alice-token"))
-		s.do("GET", "/auth", hdr("Authorization", "Bearer nope"))
+		s.do("GET", "/auth", hdr("Authorization", "Bearer "+aliceToken))
+		s.do("GET", "/auth", hdr("Authorization", "Bearer "+nopeToken))
 	}
 	if n := s.authgear.Calls(); n != 2 {
 		t.Fatalf("resolver calls = %d, want 2 (one allow, one deny)", n)
@@ -432,7 +480,7 @@ func TestConcurrentRequestsWithOneNewTokenMakeOneCall(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes <- s.do("GET", "/auth", hdr("Authorization", "Bearer alice-token")).Code
+			codes <- s.do("GET", "/auth", hdr("Authorization", "Bearer "+aliceToken)).Code
 		}()
 	}
 	wg.Wait()
@@ -451,29 +499,29 @@ func TestUnavailableAuthgearIs503AndNotCached(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		s := newStack(t, stackOptions{timeout: 100 * time.Millisecond})
 		s.authgear.SetFailure(resolvertest.Hang)
-		if w := s.do("GET", "/auth", hdr("Authorization", "Bearer alice-token")); w.Code != 503 {
+		if w := s.do("GET", "/auth", hdr("Authorization", "Bearer "+aliceToken)); w.Code != 503 {
 			t.Fatalf("status %d, want 503", w.Code)
 		}
 		s.authgear.SetFailure(resolvertest.OK)
-		if w := s.do("GET", "/auth", hdr("Authorization", "Bearer alice-token")); w.Code != 200 {
+		if w := s.do("GET", "/auth", hdr("Authorization", "Bearer "+aliceToken)); w.Code != 200 {
 			t.Fatalf("after recovery: status %d, want 200 (the failure was cached)", w.Code)
 		}
 	})
 	t.Run("connection refused", func(t *testing.T) {
 		s := newStack(t, stackOptions{})
 		s.authgear.Close()
-		if w := s.do("GET", "/auth", hdr("Authorization", "Bearer alice-token")); w.Code != 503 {
+		if w := s.do("GET", "/auth", hdr("Authorization", "Bearer "+aliceToken)); w.Code != 503 {
 			t.Fatalf("status %d, want 503", w.Code)
 		}
 	})
 	t.Run("500 then recovery", func(t *testing.T) {
 		s := newStack(t, stackOptions{})
 		s.authgear.SetFailure(resolvertest.Status500)
-		if w := s.do("GET", "/auth", hdr("Cookie", "session=alice-idp")); w.Code != 503 {
+		if w := s.do("GET", "/auth", hdr("Cookie", "session="+aliceIDP)); w.Code != 503 {
 			t.Fatalf("status %d, want 503", w.Code)
 		}
 		s.authgear.SetFailure(resolvertest.OK)
-		if w := s.do("GET", "/auth", hdr("Cookie", "session=alice-idp")); w.Code != 200 {
+		if w := s.do("GET", "/auth", hdr("Cookie", "session="+aliceIDP)); w.Code != 200 {
 			t.Fatalf("after recovery: status %d, want 200", w.Code)
 		}
 		if n := s.authgear.Calls(); n != 2 {

@@ -25,25 +25,55 @@ func newCookieNames(prefix string) cookieNames {
 	return cookieNames{prefix + "app_session", prefix + "app_access_token", prefix + "session"}
 }
 
+// CredentialShapes says which credentials are worth a cache lookup and a
+// resolver call.
+type CredentialShapes int
+
+const (
+	// ShapesAuthgear (CREDENTIAL_SHAPES=authgear, the default): only the
+	// shapes Authgear issues; any other credential is dropped as Authgear
+	// would ignore it, without a cache lookup or a resolver call.
+	ShapesAuthgear CredentialShapes = iota
+	// ShapesAny (CREDENTIAL_SHAPES=any): any well-formed value, for a future
+	// Authgear whose credentials look different.
+	ShapesAny
+)
+
+// String is the CREDENTIAL_SHAPES value.
+func (s CredentialShapes) String() string {
+	if s == ShapesAny {
+		return "any"
+	}
+	return "authgear"
+}
+
 // readCredentials takes the Authgear credentials out of a request's headers,
 // and nothing else: other cookies and schemes stay with the app. bearer says
 // whether an Authorization: Bearer header was sent, for the 401's error code.
-func readCredentials(h http.Header, names cookieNames) (c resolver.Credentials, bearer bool, err error) {
+// With shapes (nil: any shape), a credential Authgear never issues is
+// dropped, as Authgear ignores it and goes on to the next one; misshapen says
+// one was.
+func readCredentials(h http.Header, names cookieNames, shapes *resolver.Shapes) (c resolver.Credentials, bearer, misshapen bool, err error) {
 	if auth := h["Authorization"]; len(auth) > 0 {
 		if len(auth) > 1 {
-			return c, true, errMalformed // ambiguous: which one would the app trust?
+			return c, true, false, errMalformed // ambiguous: which one would the app trust?
 		}
 		scheme, token, _ := strings.Cut(auth[0], " ")
 		if strings.EqualFold(scheme, "Bearer") {
 			bearer = true
 			token = strings.Trim(token, " ")
-			if !validToken(token) {
-				return c, true, errMalformed
+			switch {
+			case shapes != nil && !shapes.AccessToken(token):
+				misshapen = true
+			case shapes == nil && !validToken(token):
+				return c, true, false, errMalformed
+			default:
+				c.Bearer = token
 			}
-			c.Bearer = token
 		}
 		// Any other scheme (Basic, ...) is not an Authgear credential.
 	}
+	var seen [3]bool // net/http's Request.Cookie, which Authgear uses, takes the first valid one of a name
 	for _, line := range h["Cookie"] {
 		for len(line) > 0 {
 			var part string
@@ -53,27 +83,46 @@ func readCredentials(h http.Header, names cookieNames) (c resolver.Credentials, 
 				continue
 			}
 			var dst *string
+			var i int
 			switch strings.TrimRight(name, " ") {
 			case names.appSession:
-				dst = &c.AppSession
+				dst, i = &c.AppSession, 0
 			case names.appAccessToken:
-				dst = &c.AppAccessToken
+				dst, i = &c.AppAccessToken, 1
 			case names.session:
-				dst = &c.Session
+				dst, i = &c.Session, 2
 			default:
 				continue
 			}
-			// The first cookie of a name wins, as in net/http's Request.Cookie,
-			// which Authgear uses.
-			if *dst != "" {
+			if seen[i] {
 				continue
 			}
-			if v, ok := cookieValue(value); ok {
-				*dst = v
+			v, ok := cookieValue(value)
+			if !ok {
+				continue
 			}
+			seen[i] = true
+			if shapes != nil && !cookieShape(shapes, i, v) {
+				misshapen = true
+				continue
+			}
+			*dst = v
 		}
 	}
-	return c, bearer, nil
+	return c, bearer, misshapen, nil
+}
+
+// cookieShape checks the cookie of index i (app_session, app_access_token,
+// session) against what Authgear puts in it.
+func cookieShape(shapes *resolver.Shapes, i int, v string) bool {
+	switch i {
+	case 0:
+		return resolver.IsOpaqueToken(v)
+	case 1:
+		return shapes.AccessToken(v)
+	default:
+		return resolver.IsSessionToken(v)
+	}
 }
 
 // validToken accepts the b64token of RFC 6750: what Authgear issues, and

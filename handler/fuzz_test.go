@@ -1,9 +1,12 @@
 package handler
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -21,7 +24,7 @@ func FuzzReadCredentials(f *testing.F) {
 	f.Add("Bearer \xff\xfe", "session=\x00")
 	f.Fuzz(func(t *testing.T, authorization, cookie string) {
 		h := http.Header{"Authorization": {authorization}, "Cookie": {cookie}}
-		c, _, err := readCredentials(h, newCookieNames("p_"))
+		c, _, _, err := readCredentials(h, newCookieNames("p_"), nil)
 		if err != nil {
 			if !c.Empty() && c.Bearer != "" {
 				t.Fatalf("a malformed credential was kept: %+v", c)
@@ -40,6 +43,73 @@ func FuzzReadCredentials(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzCredentialShapes: with CREDENTIAL_SHAPES=authgear, whatever the
+// headers, only credentials of Authgear's shapes are kept (checked against a
+// plain re-statement of them), a remembered JWT header never changes an
+// answer, and a dropped credential is always reported.
+func FuzzCredentialShapes(f *testing.F) {
+	f.Add("Bearer "+aliceToken, "session="+aliceIDP+"; app_session="+aliceApp)
+	f.Add("Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsiLCJ0eXAiOiJhdCtqd3QifQ.e30.c2ln", "app_access_token=eyJhbGciOiJSUzI1NiIsImtpZCI6ImsiLCJ0eXAiOiJhdCtqd3QifQ.e30.c2ln")
+	f.Add("Bearer eyJhbGciOiJIUzI1NiIsImtpZCI6ImsiLCJ0eXAiOiJhdCtqd3QifQ.e30.c2ln", "session=0b6cbbd4-7a45-4ab4-b2c3-6ea8b6e8a001.aB3aB3aB3aB3aB3aB3aB3aB3aB3aB3aB")
+	f.Add("Bearer "+strings.Repeat("é", 16), "session=x.y; app_session="+alnum(33))
+	f.Add("bearer  "+alnum(31)+" ", "app_session=\""+alnum(32)+"\"")
+	var warm resolver.Shapes
+	f.Fuzz(func(t *testing.T, authorization, cookie string) {
+		h := http.Header{"Authorization": {authorization}, "Cookie": {cookie}}
+		c, _, misshapen, err := readCredentials(h, newCookieNames(""), &warm)
+		c2, _, misshapen2, err2 := readCredentials(h, newCookieNames(""), &resolver.Shapes{})
+		if c != c2 || misshapen != misshapen2 || (err == nil) != (err2 == nil) {
+			t.Fatalf("remembered headers changed the answer: %+v %v, fresh %+v %v", c, misshapen, c2, misshapen2)
+		}
+		if err != nil {
+			return
+		}
+		if c.Bearer != "" && !opaqueRef(c.Bearer) && !jwtRef(c.Bearer) {
+			t.Fatalf("bearer %q kept", c.Bearer)
+		}
+		if c.AppSession != "" && !opaqueRef(c.AppSession) {
+			t.Fatalf("app_session %q kept", c.AppSession)
+		}
+		if c.AppAccessToken != "" && !opaqueRef(c.AppAccessToken) && !jwtRef(c.AppAccessToken) {
+			t.Fatalf("app_access_token %q kept", c.AppAccessToken)
+		}
+		if c.Session != "" && !sessionRef.MatchString(c.Session) {
+			t.Fatalf("session %q kept", c.Session)
+		}
+		all, _, _, _ := readCredentials(h, newCookieNames(""), nil)
+		if all != c && !misshapen {
+			t.Fatalf("dropped %+v without saying so (kept %+v)", all, c)
+		}
+	})
+}
+
+var (
+	opaqueRE   = regexp.MustCompile(`^[A-Za-z0-9]{32}$`)
+	sessionRef = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\.[A-Za-z0-9]{32}$`)
+	jwtRE      = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`)
+)
+
+func opaqueRef(v string) bool { return opaqueRE.MatchString(v) }
+
+// jwtRef: three base64url segments whose header is a JSON object saying alg
+// RS256, typ at+jwt and a kid.
+func jwtRef(v string) bool {
+	if len(v) > resolver.MaxJWTSize || !jwtRE.MatchString(v) {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(v[:strings.IndexByte(v, '.')])
+	if err != nil {
+		return false
+	}
+	var h map[string]any
+	if json.Unmarshal(raw, &h) != nil {
+		return false
+	}
+	typ, _ := h["typ"].(string)
+	kid, _ := h["kid"].(string)
+	return h["alg"] == "RS256" && (strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")) && kid != ""
 }
 
 // FuzzOriginalRequest: the gateway headers of a trusted peer never panic,
@@ -97,7 +167,7 @@ func FuzzPolicy(f *testing.F) {
 // panic, never a 2xx for a request without a valid credential or an
 // optional route.
 func FuzzAuth(f *testing.F) {
-	f.Add("roles=admin", "Bearer alice-token", "session=x", "GET", "/a")
+	f.Add("roles=admin", "Bearer "+aliceToken, "session=x", "GET", "/a")
 	f.Add("optional", "", "", "OPTIONS", "/")
 	f.Add("", "Bearer \x00", "session=\xff", "", "")
 	s := newStack(f, stackOptions{trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, preflight: true})
@@ -114,8 +184,9 @@ func FuzzAuth(f *testing.F) {
 		if w.Code != 200 {
 			return
 		}
-		valid := strings.Contains(authorization, "alice-token") || strings.Contains(authorization, "bob-token") ||
-			strings.Contains(authorization, "anon-token") || strings.Contains(cookie, "alice-") || strings.Contains(cookie, "bob-idp")
+		valid := strings.Contains(authorization, aliceToken) || strings.Contains(authorization, bobToken) ||
+			strings.Contains(authorization, anonToken) || strings.Contains(cookie, aliceIDP) || strings.Contains(cookie, aliceApp) ||
+			strings.Contains(cookie, aliceAccess) || strings.Contains(cookie, bobIDP)
 		if !valid && w.Header().Get("X-Authgear-User-Id") != "" {
 			t.Fatalf("an identity without a valid credential: %q %q", authorization, cookie)
 		}

@@ -19,26 +19,26 @@ func TestPolicies(t *testing.T) {
 		header http.Header
 		status int
 	}{
-		{"anonymous user refused by default", "", hdr("Authorization", "Bearer anon-token"), 403},
-		{"anonymous user allowed with allow_anonymous", "allow_anonymous", hdr("Authorization", "Bearer anon-token"), 200},
-		{"allow_anonymous=false still refuses", "allow_anonymous=false", hdr("Authorization", "Bearer anon-token"), 403},
-		{"verified user passes require_verified", "require_verified=true", hdr("Authorization", "Bearer alice-token"), 200},
-		{"unverified user fails require_verified", "require_verified", hdr("Authorization", "Bearer bob-token"), 403},
-		{"any of the roles", "roles=viewer,editor", hdr("Authorization", "Bearer alice-token"), 200},
-		{"none of the roles", "roles=viewer,owner", hdr("Authorization", "Bearer alice-token"), 403},
-		{"user without roles", "roles=admin", hdr("Authorization", "Bearer bob-token"), 403},
+		{"anonymous user refused by default", "", hdr("Authorization", "Bearer "+anonToken), 403},
+		{"anonymous user allowed with allow_anonymous", "allow_anonymous", hdr("Authorization", "Bearer "+anonToken), 200},
+		{"allow_anonymous=false still refuses", "allow_anonymous=false", hdr("Authorization", "Bearer "+anonToken), 403},
+		{"verified user passes require_verified", "require_verified=true", hdr("Authorization", "Bearer "+aliceToken), 200},
+		{"unverified user fails require_verified", "require_verified", hdr("Authorization", "Bearer "+bobToken), 403},
+		{"any of the roles", "roles=viewer,editor", hdr("Authorization", "Bearer "+aliceToken), 200},
+		{"none of the roles", "roles=viewer,owner", hdr("Authorization", "Bearer "+aliceToken), 403},
+		{"user without roles", "roles=admin", hdr("Authorization", "Bearer "+bobToken), 403},
 		{"optional without credential", "optional", hdr(), 200},
-		{"optional with a bad credential", "optional", hdr("Authorization", "Bearer nope"), 200},
+		{"optional with a bad credential", "optional", hdr("Authorization", "Bearer "+nopeToken), 200},
 		{"optional with a malformed credential", "optional", hdr("Authorization", "Bearer"), 200},
-		{"optional with a valid credential", "optional", hdr("Authorization", "Bearer alice-token"), 200},
-		{"optional still applies the policy to a known user", "optional&roles=owner", hdr("Authorization", "Bearer alice-token"), 403},
+		{"optional with a valid credential", "optional", hdr("Authorization", "Bearer "+aliceToken), 200},
+		{"optional still applies the policy to a known user", "optional&roles=owner", hdr("Authorization", "Bearer "+aliceToken), 403},
 		{"no credential without optional", "roles=admin", hdr(), 401},
-		{"unknown parameter fails closed", "role=admin", hdr("Authorization", "Bearer alice-token"), 500},
+		{"unknown parameter fails closed", "role=admin", hdr("Authorization", "Bearer "+aliceToken), 500},
 		{"typo never opens an optional route", "optionl", hdr(), 500},
-		{"malformed flag", "require_verified=yes", hdr("Authorization", "Bearer alice-token"), 500},
-		{"empty role", "roles=admin,,x", hdr("Authorization", "Bearer alice-token"), 500},
-		{"repeated parameter", "roles=a&roles=b", hdr("Authorization", "Bearer alice-token"), 500},
-		{"malformed escape", "roles=%zz", hdr("Authorization", "Bearer alice-token"), 500},
+		{"malformed flag", "require_verified=yes", hdr("Authorization", "Bearer "+aliceToken), 500},
+		{"empty role", "roles=admin,,x", hdr("Authorization", "Bearer "+aliceToken), 500},
+		{"repeated parameter", "roles=a&roles=b", hdr("Authorization", "Bearer "+aliceToken), 500},
+		{"malformed escape", "roles=%zz", hdr("Authorization", "Bearer "+aliceToken), 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,13 +87,13 @@ func TestAppendedOriginalQuery(t *testing.T) {
 		header http.Header
 		status int
 	}{
-		{"no policy, original query appended", "/auth?page=2&sort=asc", "/list?page=2&sort=asc", hdr("Authorization", "Bearer alice-token"), 200},
-		{"policy then original query", "/auth?roles=admin&page=2", "/list?page=2", hdr("Authorization", "Bearer alice-token"), 200},
-		{"policy still applied", "/auth?roles=owner&page=2", "/list?page=2", hdr("Authorization", "Bearer alice-token"), 403},
+		{"no policy, original query appended", "/auth?page=2&sort=asc", "/list?page=2&sort=asc", hdr("Authorization", "Bearer "+aliceToken), 200},
+		{"policy then original query", "/auth?roles=admin&page=2", "/list?page=2", hdr("Authorization", "Bearer "+aliceToken), 200},
+		{"policy still applied", "/auth?roles=owner&page=2", "/list?page=2", hdr("Authorization", "Bearer "+aliceToken), 403},
 		{"client sends ?optional to a protected route", "/auth?optional", "/admin?optional", hdr(), 401},
 		{"client appends optional after a policy", "/auth?roles=admin&optional", "/admin?optional", hdr(), 401},
-		{"client query cannot drop require_verified", "/auth?require_verified", "/x?require_verified", hdr("Authorization", "Bearer bob-token"), 403},
-		{"untrusted peer's X-Forwarded-Uri is ignored", "/auth?page=2", "/list?page=2", hdr("Authorization", "Bearer alice-token"), 500},
+		{"client query cannot drop require_verified", "/auth?require_verified", "/x?require_verified", hdr("Authorization", "Bearer "+bobToken), 403},
+		{"untrusted peer's X-Forwarded-Uri is ignored", "/auth?page=2", "/list?page=2", hdr("Authorization", "Bearer "+aliceToken), 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,7 +217,7 @@ func TestLoginRedirect(t *testing.T) {
 	t.Run("a valid session is not redirected", func(t *testing.T) {
 		s := newStack(t, stackOptions{trusted: testProxies, login: login})
 		h := browser(traefik("app.example", "/")...)
-		h.Set("Cookie", "session=alice-idp")
+		h.Set("Cookie", "session="+aliceIDP)
 		if w := s.do("GET", "/auth", h); w.Code != 200 {
 			t.Fatalf("status %d", w.Code)
 		}
@@ -225,7 +225,7 @@ func TestLoginRedirect(t *testing.T) {
 	t.Run("an invalid session is redirected", func(t *testing.T) {
 		s := newStack(t, stackOptions{trusted: testProxies, login: login})
 		h := browser(traefik("app.example", "/")...)
-		h.Set("Cookie", "session=expired")
+		h.Set("Cookie", "session="+nopeSession)
 		if w := s.do("GET", "/auth", h); w.Code != 302 {
 			t.Fatalf("status %d", w.Code)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Pinger reports whether a dependency answers.
@@ -40,12 +41,17 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Registry receives the metrics and is served on /metrics.
 	Registry *prometheus.Registry
+	// Tracer, when not nil, traces /auth (continuing the gateway's trace).
+	Tracer trace.Tracer
 }
 
 // New returns the service's routes.
 func New(cfg Config, d Deps) http.Handler {
 	r := chi.NewRouter()
-	auth := handleAuth(cfg.Auth, d.Decider, d.Logger, d.Registry)
+	auth := handleAuth(cfg.Auth, d.Decider, d.Logger, d.Registry, d.Tracer != nil)
+	if d.Tracer != nil {
+		auth = traceAuth(auth, d.Tracer)
+	}
 	// Gateways differ in method and path: nginx's sub-request is always GET,
 	// Traefik and Caddy keep the original method, some append the path.
 	r.Handle("/auth", auth)
@@ -63,10 +69,10 @@ func New(cfg Config, d Deps) http.Handler {
 		r.Post("/webhooks/authgear", handleWebhook(cfg.WebhookSecret, d.Purger, purges, d.Logger, d.Registry).ServeHTTP)
 	}
 	if cfg.AdminToken != "" {
-		r.Post("/purge", handlePurge(cfg.AdminToken, d.Purger, cfg.Auth.CookiePrefix, purges, d.Logger).ServeHTTP)
+		r.Post("/purge", handlePurge(cfg.AdminToken, d.Purger, cfg.Auth.CookiePrefix, cfg.Auth.Shapes, purges, d.Logger).ServeHTTP)
 	}
 	if cfg.Auth.Login.Signin != nil {
-		mountSignin(r, cfg.Auth.Login, cfg.Auth.CookiePrefix, d.Purger, purges, d.Logger, d.Registry)
+		mountSignin(r, cfg.Auth.Login, cfg.Auth.CookiePrefix, cfg.Auth.Shapes, d.Purger, purges, d.Logger, d.Registry)
 	}
 	return authFirst(auth, r)
 }

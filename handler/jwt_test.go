@@ -28,7 +28,7 @@ func TestJWTLocalAllowsWithoutAResolverCall(t *testing.T) {
 func TestJWTHeadersAreTheResolverPathsByteForByte(t *testing.T) {
 	local := newStack(t, stackOptions{jwt: JWTLocal})
 	viaJWT := local.do("GET", "/auth", bearerHeader(local.authgear.IssueJWT(alice.UserID)))
-	viaResolver := newStack(t, stackOptions{}).do("GET", "/auth", bearerHeader("alice-token"))
+	viaResolver := newStack(t, stackOptions{}).do("GET", "/auth", bearerHeader(aliceToken))
 	if viaJWT.Code != 200 || viaResolver.Code != 200 {
 		t.Fatalf("statuses %d and %d", viaJWT.Code, viaResolver.Code)
 	}
@@ -46,10 +46,11 @@ func TestJWTInvalidIs401WithoutAResolverCall(t *testing.T) {
 	for _, mode := range []JWTMode{JWTLocal, JWTHybrid} {
 		s := newStack(t, stackOptions{jwt: mode})
 		bad := map[string]string{
-			"expired":       s.authgear.IssueJWT(alice.UserID, resolvertest.WithClaim("exp", time.Now().Add(-time.Hour).Unix())),
-			"wrong issuer":  s.authgear.IssueJWT(alice.UserID, resolvertest.WithClaim("iss", "https://evil.example")),
-			"bad signature": s.authgear.IssueJWT(alice.UserID, resolvertest.WithSignature("c2lnbmF0dXJl")),
-			"alg none":      s.authgear.IssueJWT(alice.UserID, resolvertest.Unsigned()),
+			"expired":         s.authgear.IssueJWT(alice.UserID, resolvertest.WithClaim("exp", time.Now().Add(-time.Hour).Unix())),
+			"expired 3 s ago": s.authgear.IssueJWT(alice.UserID, resolvertest.WithClaim("exp", time.Now().Add(-3*time.Second).Unix())),
+			"wrong issuer":    s.authgear.IssueJWT(alice.UserID, resolvertest.WithClaim("iss", "https://evil.example")),
+			"bad signature":   s.authgear.IssueJWT(alice.UserID, resolvertest.WithSignature("c2lnbmF0dXJl")),
+			"alg none":        s.authgear.IssueJWT(alice.UserID, resolvertest.Unsigned()),
 		}
 		for name, tok := range bad {
 			w := s.do("GET", "/auth", bearerHeader(tok))
@@ -67,7 +68,7 @@ func TestJWTInvalidWithAValidCookieAsksAuthgear(t *testing.T) {
 	s := newStack(t, stackOptions{jwt: JWTLocal})
 	expired := s.authgear.IssueJWT(bob.UserID, resolvertest.WithClaim("exp", time.Now().Add(-time.Hour).Unix()))
 	h := bearerHeader(expired)
-	h.Set("Cookie", "session=alice-idp")
+	h.Set("Cookie", "session="+aliceIDP)
 	w := s.do("GET", "/auth", h)
 	if w.Code != 200 || w.Header().Get("X-Authgear-User-Id") != alice.UserID {
 		t.Fatalf("got %d user %q, want alice through her cookie", w.Code, w.Header().Get("X-Authgear-User-Id"))
@@ -76,7 +77,7 @@ func TestJWTInvalidWithAValidCookieAsksAuthgear(t *testing.T) {
 
 func TestJWTOpaqueTokensStillUseTheResolver(t *testing.T) {
 	s := newStack(t, stackOptions{jwt: JWTLocal})
-	if w := s.do("GET", "/auth", bearerHeader("alice-token")); w.Code != 200 || s.authgear.Calls() != 1 {
+	if w := s.do("GET", "/auth", bearerHeader(aliceToken)); w.Code != 200 || s.authgear.Calls() != 1 {
 		t.Fatalf("opaque token: status %d with %d resolver calls, want 200 with 1", w.Code, s.authgear.Calls())
 	}
 }
@@ -164,9 +165,68 @@ func TestJWTKeysUnavailableFallsBackToTheResolver(t *testing.T) {
 
 func credsOf(t *testing.T, h http.Header) resolver.Credentials {
 	t.Helper()
-	c, _, err := readCredentials(h, newCookieNames(""))
+	c, _, _, err := readCredentials(h, newCookieNames(""), &resolver.Shapes{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestJWTNeverServedPastExp: an allow never outlives the token's exp, in any
+// mode, from any cache: once the clock passes exp by a few seconds, local
+// verification refuses the token (no resolver call) and the resolver path's
+// cache asks Authgear again rather than answer from memory.
+func TestJWTNeverServedPastExp(t *testing.T) {
+	for _, mode := range []JWTMode{JWTLocal, JWTHybrid, JWTOff} {
+		clock := newStackClock()
+		s := newStack(t, stackOptions{jwt: mode, clock: clock})
+		tok := s.authgear.IssueJWT(alice.UserID, resolvertest.WithClaim("exp", clock.Now().Add(20*time.Second).Unix())) // CACHE_TTL is a minute
+		for range 2 {
+			if w := s.do("GET", "/auth", bearerHeader(tok)); w.Code != 200 {
+				t.Fatalf("mode %d, a fresh token: status %d", mode, w.Code)
+			}
+		}
+		calls := s.authgear.Calls()
+		clock.Advance(23 * time.Second)
+		w := s.do("GET", "/auth", bearerHeader(tok))
+		switch mode {
+		case JWTOff:
+			// The fake Authgear runs on the real clock and still accepts it;
+			// what matters is that the cache did not answer.
+			if n := s.authgear.Calls(); n != calls+1 {
+				t.Errorf("mode off: %d resolver calls after exp, want %d: the cache served a token past its exp", n, calls+1)
+			}
+		default:
+			if w.Code != 401 || w.Header().Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+				t.Errorf("mode %d: 3 s past exp, status %d, want 401 invalid_token", mode, w.Code)
+			}
+			if n := s.authgear.Calls(); n != calls {
+				t.Errorf("mode %d: %d resolver calls after exp, want %d", mode, n, calls)
+			}
+		}
+	}
+}
+
+// TestJWTVerifiedCacheMatchesWholeTokens: the in-process cache of verified
+// tokens keys by the whole token, so a token differing by one character from
+// a cached one is checked on its own.
+func TestJWTVerifiedCacheMatchesWholeTokens(t *testing.T) {
+	s := newStack(t, stackOptions{jwt: JWTLocal})
+	tok := s.authgear.IssueJWT(alice.UserID)
+	if w := s.do("GET", "/auth", bearerHeader(tok)); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	last := tok[len(tok)-2]
+	for _, forged := range []string{
+		tok[:len(tok)-2] + string(last^1) + tok[len(tok)-1:], // one bit of the signature
+		tok + "A",
+		tok[:len(tok)-1],
+	} {
+		if w := s.do("GET", "/auth", bearerHeader(forged)); w.Code != 401 {
+			t.Errorf("a token one character off a cached one: status %d, want 401", w.Code)
+		}
+	}
+	if w := s.do("GET", "/auth", bearerHeader(tok)); w.Code != 200 {
+		t.Fatalf("the cached token afterwards: status %d", w.Code)
+	}
 }

@@ -106,7 +106,7 @@ type errorResponse struct {
 // for sign-out or session revocation, so the app tells us what it discards.
 // Answers: 200 (purgeResponse), 400 malformed request, 401 wrong admin token,
 // 413 body over 64 KiB, 503 the purge failed (retry it).
-func handlePurge(adminToken string, purger Purger, cookiePrefix string, purges *prometheus.CounterVec, logger *slog.Logger) http.Handler {
+func handlePurge(adminToken string, purger Purger, cookiePrefix string, shapes CredentialShapes, purges *prometheus.CounterVec, logger *slog.Logger) http.Handler {
 	if adminToken == "" {
 		// Mounted only when ADMIN_TOKEN is set; an empty one would be guessed.
 		panic("handlePurge: empty admin token")
@@ -115,6 +115,7 @@ func handlePurge(adminToken string, purger Purger, cookiePrefix string, purges *
 	// length of the presented token, so its length leaks nothing either.
 	want := sha256.Sum256([]byte(adminToken))
 	names := newCookieNames(cookiePrefix)
+	shapeCheck := shapes.checker()
 	purgedUser := purges.WithLabelValues(causeAPIUser)
 	purgedCredential := purges.WithLabelValues(causeAPICredential)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -143,14 +144,15 @@ func handlePurge(adminToken string, purger Purger, cookiePrefix string, purges *
 			if req.Cookie != "" {
 				h["Cookie"] = []string{req.Cookie}
 			}
-			c, _, err := readCredentials(h, names)
+			c, _, _, err := readCredentials(h, names, shapeCheck)
 			switch {
 			case err != nil:
 				writeJSON(w, http.StatusBadRequest, errorResponse{"malformed credential"})
 				return
 			case c.Empty():
 				// Nothing /auth would have cached: most likely a mistake
-				// (another scheme, a cookie prefix that does not match).
+				// (another scheme, a cookie prefix that does not match, a
+				// credential of a shape Authgear never issues).
 				writeJSON(w, http.StatusBadRequest, errorResponse{"no Authgear credential in authorization or cookie"})
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/authgear/authgear-forwardauth/resolver"
+	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
 )
 
 const adminToken = "admin-7f3c9a1e5b2d"
@@ -23,10 +24,14 @@ type purgeStack struct {
 	purges  *prometheus.CounterVec
 }
 
-func newPurgeStack(t testing.TB, cookiePrefix string) *purgeStack {
+func newPurgeStack(t testing.TB, cookiePrefix string, shapes ...CredentialShapes) *purgeStack {
 	t.Helper()
 	s := &purgeStack{purger: &fakePurger{}, purges: newPurgeCounter(prometheus.NewRegistry())}
-	s.handler = handlePurge(adminToken, s.purger, cookiePrefix, s.purges, discard)
+	sh := ShapesAuthgear
+	if len(shapes) > 0 {
+		sh = shapes[0]
+	}
+	s.handler = handlePurge(adminToken, s.purger, cookiePrefix, sh, s.purges, discard)
 	return s
 }
 
@@ -79,7 +84,7 @@ func TestPurgeAdminToken(t *testing.T) {
 
 // creds is what /auth reads from an Authorization and a Cookie header: the
 // purge API must name the same decision.
-func creds(t *testing.T, prefix, authorization, cookie string) resolver.Credentials {
+func creds(t *testing.T, prefix string, shapes CredentialShapes, authorization, cookie string) resolver.Credentials {
 	t.Helper()
 	h := http.Header{}
 	if authorization != "" {
@@ -88,7 +93,7 @@ func creds(t *testing.T, prefix, authorization, cookie string) resolver.Credenti
 	if cookie != "" {
 		h.Set("Cookie", cookie)
 	}
-	c, _, err := readCredentials(h, newCookieNames(prefix))
+	c, _, _, err := readCredentials(h, newCookieNames(prefix), shapes.checker())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +101,12 @@ func creds(t *testing.T, prefix, authorization, cookie string) resolver.Credenti
 }
 
 func TestPurgeWhatWasAsked(t *testing.T) {
+	tok, s1 := resolvertest.Token("T"), resolvertest.SessionToken("S1")
+	a1, at1 := resolvertest.Token("A1"), resolvertest.Token("AT1")
 	tests := []struct {
 		name      string
 		prefix    string
+		shapes    CredentialShapes
 		body      string
 		users     []string
 		creds     []resolver.Credentials
@@ -111,44 +119,54 @@ func TestPurgeWhatWasAsked(t *testing.T) {
 			response: `{"purged":{"user_id":"u1"}}`, byUser: 1,
 		},
 		{
-			name: "bearer", body: `{"authorization":"Bearer T-1.x_y"}`,
+			name: "bearer", body: `{"authorization":"Bearer ` + tok + `"}`,
+			creds:    []resolver.Credentials{{Bearer: tok}},
+			response: `{"purged":{"credential":true}}`, byCredent: 1,
+		},
+		{
+			name: "any shape with CREDENTIAL_SHAPES=any", shapes: ShapesAny, body: `{"authorization":"Bearer T-1.x_y"}`,
 			creds:    []resolver.Credentials{{Bearer: "T-1.x_y"}},
 			response: `{"purged":{"credential":true}}`, byCredent: 1,
 		},
 		{
-			name: "bearer scheme in any case, blanks around the token", body: `{"authorization":"bEARer  T "}`,
-			creds:    []resolver.Credentials{{Bearer: "T"}},
+			name: "bearer scheme in any case, blanks around the token", body: `{"authorization":"bEARer  ` + tok + ` "}`,
+			creds:    []resolver.Credentials{{Bearer: tok}},
 			response: `{"purged":{"credential":true}}`, byCredent: 1,
 		},
 		{
-			name: "cookie among the app's cookies", body: `{"cookie":"theme=dark; session=S1; csrf=abc; app_session=A1; app_access_token=AT1; session=later"}`,
-			creds:    []resolver.Credentials{{Session: "S1", AppSession: "A1", AppAccessToken: "AT1"}},
+			name: "cookie among the app's cookies", body: `{"cookie":"theme=dark; session=` + s1 + `; csrf=abc; app_session=` + a1 + `; app_access_token=` + at1 + `; session=later"}`,
+			creds:    []resolver.Credentials{{Session: s1, AppSession: a1, AppAccessToken: at1}},
 			response: `{"purged":{"credential":true}}`, byCredent: 1,
 		},
 		{
-			name: "cookie with a prefix", prefix: "myapp_", body: `{"cookie":"session=other; myapp_session=S1"}`,
-			creds:    []resolver.Credentials{{Session: "S1"}},
+			name: "cookie with a prefix", prefix: "myapp_", body: `{"cookie":"session=other; myapp_session=` + s1 + `"}`,
+			creds:    []resolver.Credentials{{Session: s1}},
 			response: `{"purged":{"credential":true}}`, byCredent: 1,
 		},
 		{
-			name: "authorization and cookie are one credential set", body: `{"authorization":"Bearer T","cookie":"session=S1"}`,
-			creds:    []resolver.Credentials{{Bearer: "T", Session: "S1"}},
+			name: "authorization and cookie are one credential set", body: `{"authorization":"Bearer ` + tok + `","cookie":"session=` + s1 + `"}`,
+			creds:    []resolver.Credentials{{Bearer: tok, Session: s1}},
 			response: `{"purged":{"credential":true}}`, byCredent: 1,
 		},
 		{
-			name: "another scheme beside a cookie: the cookie, as /auth reads it", body: `{"authorization":"Basic dXNlcjpwYXNz","cookie":"session=S1"}`,
-			creds:    []resolver.Credentials{{Session: "S1"}},
+			name: "a misshapen bearer beside a cookie: the cookie, as /auth reads it", body: `{"authorization":"Bearer T-1.x_y","cookie":"session=` + s1 + `"}`,
+			creds:    []resolver.Credentials{{Session: s1}},
 			response: `{"purged":{"credential":true}}`, byCredent: 1,
 		},
 		{
-			name: "user and credential", body: `{"user_id":"u1","authorization":"Bearer T"}`,
-			users: []string{"u1"}, creds: []resolver.Credentials{{Bearer: "T"}},
+			name: "another scheme beside a cookie: the cookie, as /auth reads it", body: `{"authorization":"Basic dXNlcjpwYXNz","cookie":"session=` + s1 + `"}`,
+			creds:    []resolver.Credentials{{Session: s1}},
+			response: `{"purged":{"credential":true}}`, byCredent: 1,
+		},
+		{
+			name: "user and credential", body: `{"user_id":"u1","authorization":"Bearer ` + tok + `"}`,
+			users: []string{"u1"}, creds: []resolver.Credentials{{Bearer: tok}},
 			response: `{"purged":{"user_id":"u1","credential":true}}`, byUser: 1, byCredent: 1,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newPurgeStack(t, tt.prefix)
+			s := newPurgeStack(t, tt.prefix, tt.shapes)
 			w := s.post(admin, tt.body)
 			if w.Code != 200 {
 				t.Fatalf("status = %d, want 200 (%s)", w.Code, w.Body)
@@ -172,7 +190,7 @@ func TestPurgeWhatWasAsked(t *testing.T) {
 				t.Fatal(err)
 			}
 			if req.Authorization != "" || req.Cookie != "" {
-				if want := creds(t, tt.prefix, req.Authorization, req.Cookie); len(s.purger.creds) != 1 || s.purger.creds[0] != want {
+				if want := creds(t, tt.prefix, tt.shapes, req.Authorization, req.Cookie); len(s.purger.creds) != 1 || s.purger.creds[0] != want {
 					t.Errorf("purged %+v, /auth reads %+v", s.purger.creds, want)
 				}
 			}
@@ -211,6 +229,7 @@ func TestPurgeRefusesMalformedRequests(t *testing.T) {
 		{"no Authgear cookie", `{"cookie":"theme=dark; csrf=abc"}`, 400},
 		{"Authgear cookie with an invalid value", `{"cookie":"session=a\\\\b"}`, 400},
 		{"a bad credential fails the user purge too", `{"user_id":"u1","authorization":"Bearer a\"b"}`, 400},
+		{"a shape Authgear never issues", `{"authorization":"Bearer T-1.x_y","cookie":"session=S1"}`, 400},
 		{"oversized", `{"user_id":"` + strings.Repeat("u", maxPurgeBody) + `"}`, 413},
 		{"oversized after the object", `{"user_id":"u1"}` + strings.Repeat(" ", maxPurgeBody), 413},
 	}
@@ -233,7 +252,8 @@ func TestPurgeRefusesMalformedRequests(t *testing.T) {
 }
 
 func TestPurgeFailureIs503(t *testing.T) {
-	for _, body := range []string{`{"user_id":"u1"}`, `{"cookie":"session=S1"}`, `{"user_id":"u1","cookie":"session=S1"}`} {
+	s1 := resolvertest.SessionToken("S1")
+	for _, body := range []string{`{"user_id":"u1"}`, `{"cookie":"session=` + s1 + `"}`, `{"user_id":"u1","cookie":"session=` + s1 + `"}`} {
 		t.Run(body, func(t *testing.T) {
 			s := newPurgeStack(t, "")
 			s.purger.err = errors.New("redis: connection refused")
@@ -259,5 +279,5 @@ func TestPurgeWithoutAdminTokenPanics(t *testing.T) {
 			t.Fatal("an empty admin token was accepted")
 		}
 	}()
-	handlePurge("", &fakePurger{}, "", newPurgeCounter(prometheus.NewRegistry()), discard)
+	handlePurge("", &fakePurger{}, "", ShapesAuthgear, newPurgeCounter(prometheus.NewRegistry()), discard)
 }

@@ -80,12 +80,12 @@ func newSigninCounters(reg prometheus.Registerer) signinCounters {
 func mountSignin(mux interface {
 	Get(string, http.HandlerFunc)
 	Post(string, http.HandlerFunc)
-}, login LoginConfig, cookiePrefix string, purger Purger, purges *prometheus.CounterVec, logger *slog.Logger, reg prometheus.Registerer) {
+}, login LoginConfig, cookiePrefix string, shapes CredentialShapes, purger Purger, purges *prometheus.CounterVec, logger *slog.Logger, reg prometheus.Registerer) {
 	count := newSigninCounters(reg)
 	names := newCookieNames(cookiePrefix)
 	mux.Get(signin.CallbackPath, handleCallback(login, names, count, logger).ServeHTTP)
 	mux.Get(signin.SignInPath, handleSignIn(login, count).ServeHTTP)
-	out := handleSignOut(login, names, purger, purges.WithLabelValues(causeSignOut), count, logger)
+	out := handleSignOut(login, names, shapes.checker(), purger, purges.WithLabelValues(causeSignOut), count, logger)
 	mux.Get(signin.SignOutPath, out.ServeHTTP)
 	mux.Post(signin.SignOutPath, out.ServeHTTP)
 }
@@ -178,15 +178,16 @@ func handleSignIn(login LoginConfig, count signinCounters) http.Handler {
 // without this the cache would keep allowing the old cookie. rd, when within
 // LOGIN_RETURN_HOSTS, replaces SIGNOUT_REDIRECT_URL (it must be registered as
 // a post-logout redirect URI too).
-func handleSignOut(login LoginConfig, names cookieNames, purger Purger, purged prometheus.Counter, count signinCounters, logger *slog.Logger) http.Handler {
+func handleSignOut(login LoginConfig, names cookieNames, shapes *resolver.Shapes, purger Purger, purged prometheus.Counter, count signinCounters, logger *slog.Logger) http.Handler {
 	s := login.Signin
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := s.SignOutRedirect.String()
 		if rd := returnParam(r.URL.Query()["rd"], login); rd != nil {
 			target = rd.String()
 		}
-		// A malformed credential was never cached: nothing to forget.
-		if creds, _, err := readCredentials(r.Header, names); err == nil && !creds.Empty() {
+		// A malformed credential was never cached: nothing to forget. Read
+		// as /auth reads them (shapes), so the keys are the cached ones.
+		if creds, _, _, err := readCredentials(r.Header, names, shapes); err == nil && !creds.Empty() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), purgeTimeout)
 			defer cancel()
 			var errs []error
@@ -248,7 +249,7 @@ func returnParam(values []string, login LoginConfig) *url.URL {
 
 // hasCredential reports whether the request carries any Authgear credential.
 func hasCredential(h http.Header, names cookieNames) bool {
-	c, _, err := readCredentials(h, names)
+	c, _, _, err := readCredentials(h, names, nil)
 	return err == nil && !c.Empty()
 }
 

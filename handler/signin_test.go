@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
 	"github.com/authgear/authgear-forwardauth/signin"
 )
@@ -213,7 +214,7 @@ func TestCallback(t *testing.T) {
 	clock := newClock()
 	login := signinLogin(t, clock, "")
 	s := newStack(t, stackOptions{trusted: testProxies, login: login})
-	cookie := hdr("Cookie", "session=alice-idp")
+	cookie := hdr("Cookie", "session="+aliceIDP)
 	deep := "https://app.example/orders/42?tab=items&x=%2F"
 	good := signedState(t, login, deep)
 
@@ -365,7 +366,7 @@ func TestSignOutPurgesThenEndsTheSession(t *testing.T) {
 	login := signinLogin(t, newClock(), "")
 	s := newStack(t, stackOptions{trusted: testProxies, login: login})
 	app := browserHeader(traefikOriginal("https", "app.example", "/")...)
-	app.Set("Cookie", "session=alice-idp")
+	app.Set("Cookie", "session="+aliceIDP)
 	if w := s.do("GET", "/auth", app); w.Code != 200 {
 		t.Fatalf("signed in: status %d", w.Code)
 	}
@@ -373,7 +374,7 @@ func TestSignOutPurgesThenEndsTheSession(t *testing.T) {
 		t.Fatalf("the allow is not cached: status %d, %d resolver calls", w.Code, s.authgear.Calls())
 	}
 
-	w := s.do("GET", "/_forwardauth/sign_out", hdr("Cookie", "session=alice-idp; theme=dark"))
+	w := s.do("GET", "/_forwardauth/sign_out", hdr("Cookie", "session="+aliceIDP+"; theme=dark"))
 	if w.Code != 302 {
 		t.Fatalf("sign-out: status %d", w.Code)
 	}
@@ -382,7 +383,7 @@ func TestSignOutPurgesThenEndsTheSession(t *testing.T) {
 		t.Fatalf("Location = %q, want %q", got, want)
 	}
 	// What end_session does at Authgear; the cached allow must be gone.
-	s.authgear.RevokeSession(resolvertest.Session, "alice-idp")
+	s.authgear.RevokeSession(resolvertest.Session, aliceIDP)
 	if w := s.do("GET", "/auth", app); w.Code != 302 {
 		t.Errorf("after sign-out: status %d, want the sign-in redirect", w.Code)
 	}
@@ -394,13 +395,30 @@ func TestSignOutPurgesThenEndsTheSession(t *testing.T) {
 	}
 }
 
+// TestSignOutReadsCredentialsAsAuthDoes: a misshapen cookie beside a good
+// one never reached the cache, so the set purged is the good one alone, the
+// key /auth cached.
+func TestSignOutReadsCredentialsAsAuthDoes(t *testing.T) {
+	login := signinLogin(t, newClock(), "")
+	p := &fakePurger{}
+	reg := prometheus.NewRegistry()
+	h := handleSignOut(login, newCookieNames(""), &resolver.Shapes{}, p, newPurgeCounter(reg).WithLabelValues(causeSignOut), newSigninCounters(reg), discard)
+	r := httptest.NewRequest("GET", "/_forwardauth/sign_out", nil)
+	r.Header.Set("Cookie", "app_session=garbage; session="+aliceIDP)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if len(p.creds) != 1 || p.creds[0] != (resolver.Credentials{Session: aliceIDP}) {
+		t.Fatalf("purged %+v, want the session alone", p.creds)
+	}
+}
+
 func TestSignOut(t *testing.T) {
+	sTok, aTok := resolvertest.SessionToken("S"), resolvertest.Token("A")
 	login := signinLogin(t, newClock(), "")
 	newOut := func(err error) (http.Handler, *fakePurger, *prometheus.CounterVec) {
 		p := &fakePurger{err: err}
 		reg := prometheus.NewRegistry()
 		purges := newPurgeCounter(reg)
-		return handleSignOut(login, newCookieNames(""), p, purges.WithLabelValues(causeSignOut), newSigninCounters(reg), discard), p, purges
+		return handleSignOut(login, newCookieNames(""), &resolver.Shapes{}, p, purges.WithLabelValues(causeSignOut), newSigninCounters(reg), discard), p, purges
 	}
 	endSession := func(target string) string {
 		return "https://auth.example/oauth2/end_session?post_logout_redirect_uri=" + url.QueryEscape(target)
@@ -411,12 +429,12 @@ func TestSignOut(t *testing.T) {
 		location                     string
 		purged                       int // credential sets
 	}{
-		{"rd within LOGIN_RETURN_HOSTS", "GET", "/_forwardauth/sign_out?rd=" + url.QueryEscape("https://x.apps.example/see-you?a=1"), "session=S", 302, endSession("https://x.apps.example/see-you?a=1"), 1},
-		{"rd elsewhere: SIGNOUT_REDIRECT_URL", "GET", "/_forwardauth/sign_out?rd=https://evil.example/", "session=S", 302, endSession(signOutTarget), 1},
-		{"rd with a port not named", "GET", "/_forwardauth/sign_out?rd=https://app.example:1/", "session=S", 302, endSession(signOutTarget), 1},
-		{"POST from a form: 303", "POST", "/_forwardauth/sign_out", "session=S", 303, endSession(signOutTarget), 1},
+		{"rd within LOGIN_RETURN_HOSTS", "GET", "/_forwardauth/sign_out?rd=" + url.QueryEscape("https://x.apps.example/see-you?a=1"), "session=" + sTok, 302, endSession("https://x.apps.example/see-you?a=1"), 1},
+		{"rd elsewhere: SIGNOUT_REDIRECT_URL", "GET", "/_forwardauth/sign_out?rd=https://evil.example/", "session=" + sTok, 302, endSession(signOutTarget), 1},
+		{"rd with a port not named", "GET", "/_forwardauth/sign_out?rd=https://app.example:1/", "session=" + sTok, 302, endSession(signOutTarget), 1},
+		{"POST from a form: 303", "POST", "/_forwardauth/sign_out", "session=" + sTok, 303, endSession(signOutTarget), 1},
 		{"no credential: nothing to purge", "GET", "/_forwardauth/sign_out", "theme=dark", 302, endSession(signOutTarget), 0},
-		{"each credential alone too", "GET", "/_forwardauth/sign_out", "session=S; app_session=A", 302, endSession(signOutTarget), 3},
+		{"each credential alone too", "GET", "/_forwardauth/sign_out", "session=" + sTok + "; app_session=" + aTok, 302, endSession(signOutTarget), 3},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h, p, purges := newOut(nil)
@@ -430,10 +448,10 @@ func TestSignOut(t *testing.T) {
 			if len(p.creds) != tt.purged {
 				t.Fatalf("purged %d credential sets %v, want %d", len(p.creds), p.creds, tt.purged)
 			}
-			if tt.purged > 0 && p.creds[0].Session != "S" {
+			if tt.purged > 0 && p.creds[0].Session != sTok {
 				t.Errorf("purged %+v first, want the request's credentials", p.creds[0])
 			}
-			if tt.purged == 3 && (p.creds[1].AppSession != "A" || p.creds[1].Session != "" || p.creds[2].Session != "S" || p.creds[2].AppSession != "") {
+			if tt.purged == 3 && (p.creds[1].AppSession != aTok || p.creds[1].Session != "" || p.creds[2].Session != sTok || p.creds[2].AppSession != "") {
 				t.Errorf("purged %+v, want the pair then each alone", p.creds)
 			}
 			want := 0.0
@@ -448,7 +466,7 @@ func TestSignOut(t *testing.T) {
 	t.Run("a failed purge is a 503 page, no redirect", func(t *testing.T) {
 		h, _, _ := newOut(errors.New("redis: connection refused"))
 		r, _ := http.NewRequest("GET", "/_forwardauth/sign_out?rd=https://app.example/x", nil)
-		r.Header.Set("Cookie", "session=S")
+		r.Header.Set("Cookie", "session="+sTok)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		checkPage(t, w, 503, "/_forwardauth/sign_out", "refused", "redis")

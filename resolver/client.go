@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // ErrUnavailable means Authgear gave no usable answer (refused, timed out,
@@ -43,6 +45,15 @@ type Request struct {
 	Credentials
 	ForwardedFor string
 	UserAgent    string
+
+	// Where the request came from, for per-client budgets and fair queueing;
+	// never sent to Authgear. Peer is the address of whoever called this
+	// service (a gateway, usually), Header the headers it sent (read only).
+	Peer   string
+	Header http.Header
+	// Client is the original client (its /64 for IPv6) once worked out from
+	// the above; the zero Prefix when unknown.
+	Client netip.Prefix
 }
 
 // ClientConfig says where the resolver is and how to present ourselves to it.
@@ -53,6 +64,9 @@ type ClientConfig struct {
 	ResolverURL  *url.URL
 	CookiePrefix string
 	Timeout      time.Duration
+	// PropagateTrace sends the caller's span as a W3C traceparent (and
+	// tracestate), so that Authgear's spans join the request's trace.
+	PropagateTrace bool
 }
 
 // Client calls Authgear's Resolver Endpoint.
@@ -64,6 +78,7 @@ type Client struct {
 	cookieName [3]string // app_session, app_access_token, session, with prefix
 	timeout    time.Duration
 	logger     *slog.Logger
+	propagate  bool
 
 	calls    *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -112,8 +127,9 @@ func NewClient(cfg ClientConfig, httpClient *http.Client, logger *slog.Logger, r
 			cfg.CookiePrefix + "app_access_token",
 			cfg.CookiePrefix + "session",
 		},
-		timeout: cfg.Timeout,
-		logger:  logger,
+		timeout:   cfg.Timeout,
+		logger:    logger,
+		propagate: cfg.PropagateTrace,
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "forwardauth_resolver_calls_total",
 			Help: "Calls to Authgear's resolver by result: allow, deny, or error.",
@@ -181,6 +197,9 @@ func (c *Client) resolve(ctx context.Context, req Request) (*Decision, int, erro
 	}
 	// Set even when empty so Go's default User-Agent is not recorded as the client's.
 	h["User-Agent"] = []string{req.UserAgent}
+	if c.propagate {
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+	}
 
 	resp, err := c.httpClient.Do(hreq)
 	if err != nil {

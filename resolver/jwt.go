@@ -72,8 +72,11 @@ type JWTConfig struct {
 	// ExtraAudiences are accepted in aud besides the Endpoint origin (the
 	// resource URIs of tokens bound to a resource).
 	ExtraAudiences []string
-	// Leeway is the allowed clock skew for exp, nbf and iat; 0 means 30s.
+	// Leeway is the allowed clock skew for nbf and iat; 0 means 30s. exp
+	// has none: Authgear refuses a token from its exp on, and so do we.
 	Leeway time.Duration
+	// Clock is nil but in tests.
+	Clock func() time.Time
 	// MinRefreshInterval is the least time between two JWKS fetches made
 	// because of an unknown kid (so made-up kids cannot hammer Authgear), and
 	// the longest wait between retries while no keys are known yet; 0 means 30s.
@@ -97,6 +100,7 @@ type JWTVerifier struct {
 	origin     string
 	audiences  []string
 	leeway     time.Duration
+	now        func() time.Time
 	minRefresh time.Duration
 	refreshInt time.Duration
 	logger     *slog.Logger
@@ -140,12 +144,16 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig, httpClient *http.Client,
 		origin:     origin,
 		audiences:  append([]string{origin}, cfg.ExtraAudiences...),
 		leeway:     cfg.Leeway,
+		now:        cfg.Clock,
 		minRefresh: cfg.MinRefreshInterval,
 		refreshInt: cfg.RefreshInterval,
 		logger:     logger,
 	}
 	if v.leeway <= 0 {
 		v.leeway = defaultLeeway
+	}
+	if v.now == nil {
+		v.now = time.Now
 	}
 	if v.minRefresh <= 0 {
 		v.minRefresh = defaultMinRefreshInterval
@@ -479,17 +487,29 @@ func (v *JWTVerifier) VerifyClaims(ctx context.Context, token string) (*JWTClaim
 	// which also insists that the header's alg is RS256.
 	tok, err := jwt.Parse([]byte(token),
 		jwt.WithKey(jwa.RS256(), key),
-		jwt.WithAcceptableSkew(v.leeway),
+		jwt.WithAcceptableSkew(v.leeway), // nbf and iat; exp is checked below without it
+		jwt.WithClock(jwt.ClockFunc(v.now)),
 		jwt.WithIssuer(v.origin),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.AudienceKey),
 		jwt.WithValidator(jwt.ValidatorFunc(v.validateAudience)),
+		jwt.WithValidator(jwt.ValidatorFunc(v.validateExpiry)),
 	)
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
 	return claimsOf(tok)
+}
+
+// validateExpiry refuses a token from its exp on, with no leeway, as
+// Authgear's resolver does: an allow must never outlive the token.
+func (v *JWTVerifier) validateExpiry(_ context.Context, tok jwt.Token) error {
+	exp, ok := tok.Expiration()
+	if !ok || !v.now().Before(exp) {
+		return errors.New(`"exp" not satisfied: the token has expired`)
+	}
+	return nil
 }
 
 func (v *JWTVerifier) validateAudience(_ context.Context, tok jwt.Token) error {

@@ -127,7 +127,7 @@ func TestJWTAccepted(t *testing.T) {
 		{"aud among others", []resolvertest.JWTOption{resolvertest.WithClaim("aud", []string{"https://x.example", "https://" + publicHost})}},
 		{"typ application/at+jwt", []resolvertest.JWTOption{resolvertest.WithHeader("typ", "application/at+jwt")}},
 		{"typ in upper case", []resolvertest.JWTOption{resolvertest.WithHeader("typ", "AT+JWT")}},
-		{"expired within leeway", []resolvertest.JWTOption{resolvertest.WithClaim("exp", now.Add(-10*time.Second).Unix())}},
+		{"iat within leeway", []resolvertest.JWTOption{resolvertest.WithClaim("iat", now.Add(10*time.Second).Unix())}},
 		{"nbf within leeway", []resolvertest.JWTOption{resolvertest.WithClaim("nbf", now.Add(10*time.Second).Unix())}},
 		{"nbf in the past", []resolvertest.JWTOption{resolvertest.WithClaim("nbf", now.Add(-time.Minute).Unix())}},
 		{"no jti", []resolvertest.JWTOption{resolvertest.WithClaim("jti", nil)}},
@@ -228,6 +228,10 @@ func TestJWTRejected(t *testing.T) {
 		{"aud is the client id", issue(W("aud", "fake-client"))},
 		{"no aud", issue(W("aud", nil))},
 		{"expired", issue(W("exp", now.Add(-2*time.Minute).Unix()))},
+		// Authgear applies no leeway to exp: neither may we (the bug found
+		// against a real Authgear was a token 22 s past exp, allowed).
+		{"expired 22 s ago", issue(W("exp", now.Add(-22*time.Second).Unix()))},
+		{"expired 2 s ago", issue(W("exp", now.Add(-2*time.Second).Unix()))},
 		{"no exp", issue(W("exp", nil))},
 		{"not yet valid (nbf)", issue(W("nbf", now.Add(5*time.Minute).Unix()))},
 		{"issued in the future (iat)", issue(W("iat", now.Add(5*time.Minute).Unix()))},
@@ -277,6 +281,41 @@ func TestJWTRejected(t *testing.T) {
 	}
 	if n := s.Calls(); n != 0 {
 		t.Errorf("resolver called %d times, want 0", n)
+	}
+}
+
+// TestJWTExpiryHasNoLeeway: on a clock of its own, a token is good until the
+// second before its exp and refused from exp on, while nbf and iat keep
+// their leeway for clock skew.
+func TestJWTExpiryHasNoLeeway(t *testing.T) {
+	s := newFake(t)
+	s.AddUser(alice)
+	now := time.Now().Truncate(time.Second)
+	var clock time.Time
+	v := readyVerifier(t, s, func(c *resolver.JWTConfig) { c.Clock = func() time.Time { return clock } })
+	exp := now.Add(time.Minute)
+	tok := s.IssueJWT(alice.UserID, resolvertest.WithClaim("exp", exp.Unix()),
+		resolvertest.WithClaim("iat", now.Add(10*time.Second).Unix()), resolvertest.WithClaim("nbf", now.Add(10*time.Second).Unix()))
+	for _, tc := range []struct {
+		at   time.Time
+		good bool
+	}{
+		{now, true}, // iat and nbf 10 s ahead: within the leeway
+		{exp.Add(-time.Second), true},
+		{exp.Add(-time.Millisecond), true},
+		{exp, false},
+		{exp.Add(time.Millisecond), false},
+		{exp.Add(3 * time.Second), false},
+		{exp.Add(22 * time.Second), false},
+	} {
+		clock = tc.at
+		_, err := v.Verify(t.Context(), tok)
+		if tc.good != (err == nil) {
+			t.Errorf("at exp%+v: Verify error %v, want good=%v", tc.at.Sub(exp), err, tc.good)
+		}
+		if err != nil && !errors.Is(err, resolver.ErrInvalidToken) {
+			t.Errorf("at exp%+v: %v, want ErrInvalidToken", tc.at.Sub(exp), err)
+		}
 	}
 }
 

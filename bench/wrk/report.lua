@@ -1,15 +1,17 @@
 -- wrk script of bench/run.sh.
 --
 -- With WRK_TOKENS=N in the environment, every request carries a bearer token
--- picked at random from <WRK_PREFIX>0 .. <WRK_PREFIX>N-1 (WRK_PREFIX default
--- "tok-"); otherwise wrk sends its static request (-H headers), which is
+-- picked at random among the first N of WRK_PREFIX (default "tok"), numbered
+-- as bench/internal/benchtok does (32 characters: the prefix, then the number
+-- zero-padded); otherwise wrk sends its static request (-H headers), which is
 -- cheaper for wrk itself.
 --
 -- done() prints one line that run.sh parses:
 --   WRK rps=<req/s> p50_ms=<ms> p99_ms=<ms> requests=<n> errors=<n> non2xx=<n>
 
 local tokens = tonumber(os.getenv("WRK_TOKENS") or "0") or 0
-local prefix = os.getenv("WRK_PREFIX") or "tok-"
+local prefix = os.getenv("WRK_PREFIX") or "tok"
+local format = "%s%0" .. (32 - #prefix) .. "d"
 
 local counter = 0
 function setup(thread)
@@ -24,7 +26,7 @@ end
 if tokens > 0 then
    local headers = {}
    request = function()
-      headers["Authorization"] = "Bearer " .. prefix .. math.random(0, tokens - 1)
+      headers["Authorization"] = "Bearer " .. string.format(format, prefix, math.random(0, tokens - 1))
       return wrk.format(nil, nil, headers)
    end
 end

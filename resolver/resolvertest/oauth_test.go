@@ -224,12 +224,13 @@ func TestSignInFormThenSingleSignOnThenSignOut(t *testing.T) {
 
 func TestEndSessionReturnsToARegisteredURI(t *testing.T) {
 	s := newOAuthServer(t)
-	s.AddSession(Session, "tok", "alice")
-	resp, _ := send(t, s, "GET", "/oauth2/end_session?state=S9&post_logout_redirect_uri="+url.QueryEscape(afterSignOut), nil, "session=tok", strictCookie+"=true")
+	tok := SessionToken("tok")
+	s.AddSession(Session, tok, "alice")
+	resp, _ := send(t, s, "GET", "/oauth2/end_session?state=S9&post_logout_redirect_uri="+url.QueryEscape(afterSignOut), nil, "session="+tok, strictCookie+"=true")
 	if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || got != afterSignOut+"?state=S9" {
 		t.Errorf("status %d, Location %q; want %s?state=S9", resp.StatusCode, got, afterSignOut)
 	}
-	if s.OAuthCounts().SignOuts != 1 || s.sessionUserOf("tok") != "" {
+	if s.OAuthCounts().SignOuts != 1 || s.sessionUserOf(tok) != "" {
 		t.Errorf("counts %+v", s.OAuthCounts())
 	}
 }

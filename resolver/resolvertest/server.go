@@ -5,6 +5,9 @@
 package resolvertest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -61,6 +64,7 @@ type Server struct {
 	failure  Failure
 	override http.Handler
 	last     *http.Request
+	traces   []string // traceparent headers received, the last maxTraces
 	release  chan struct{}
 	jwt      jwtState   // signing keys and revoked grants, see jwt.go
 	oauth    oauthState // clients, passwords, sign-ins in progress, see oauth.go
@@ -128,8 +132,23 @@ func (s *Server) AddUser(id resolver.Identity) {
 	s.users[id.UserID] = id
 }
 
-// AddSession makes value, carried as kind, a valid credential of userID.
+// AddSession makes value, carried as kind, a valid credential of userID. It
+// panics when value has a shape Authgear never issues for kind (see Token and
+// SessionToken), so that no test leans on a credential Authgear cannot have.
 func (s *Server) AddSession(kind Kind, value, userID string) {
+	var sh resolver.Shapes
+	ok := false
+	switch kind {
+	case Bearer, AppAccessToken:
+		ok = sh.AccessToken(value)
+	case AppSession:
+		ok = resolver.IsOpaqueToken(value)
+	case Session:
+		ok = resolver.IsSessionToken(value)
+	}
+	if !ok {
+		panic(fmt.Sprintf("resolvertest: %q is not a credential Authgear issues for kind %d", value, kind))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sessions[sessionKey{kind, value}] = userID
@@ -175,10 +194,27 @@ func (s *Server) LastRequest() *http.Request {
 	return s.last
 }
 
+// maxTraces bounds what Traceparents remembers (the fake also serves loads).
+const maxTraces = 1024
+
+// Traceparents is the W3C traceparent header of the resolves that carried
+// one, in order (the last 1024), which Authgear's tracing would continue.
+func (s *Server) Traceparents() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.traces...)
+}
+
 func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
 	s.mu.Lock()
 	s.last = r.Clone(r.Context())
+	if tp := r.Header.Values("Traceparent"); len(tp) > 0 {
+		if len(s.traces) == maxTraces {
+			s.traces = append(s.traces[:0], s.traces[1:]...)
+		}
+		s.traces = append(s.traces, strings.Join(tp, ", "))
+	}
 	failure, override, release := s.failure, s.override, s.release
 	s.mu.Unlock()
 
@@ -290,4 +326,27 @@ func writeIdentity(h http.Header, id resolver.Identity) {
 	if id.AuthenticatedAt > 0 {
 		h.Set(resolver.HeaderSessionAuthTime, strconv.FormatInt(id.AuthenticatedAt, 10))
 	}
+}
+
+// Token is a well-shaped opaque token (an access token or app_session: 32
+// characters of [A-Za-z0-9]) made from seed: up to 16 of its letters and
+// digits, for reading, then hex digits of its SHA-256, so that different
+// seeds give different tokens.
+func Token(seed string) string {
+	b := make([]byte, 0, resolver.OpaqueTokenLen)
+	for i := 0; i < len(seed) && len(b) < resolver.OpaqueTokenLen/2; i++ {
+		if c := seed[i]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b = append(b, c)
+		}
+	}
+	sum := sha256.Sum256([]byte(seed))
+	return string(b) + hex.EncodeToString(sum[:])[:resolver.OpaqueTokenLen-len(b)]
+}
+
+// SessionToken is a well-shaped IdP session cookie made from seed:
+// "<uuid>.<32 characters>", the UUID derived from seed.
+func SessionToken(seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	h := hex.EncodeToString(sum[:16])
+	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-a" + h[17:20] + "-" + h[20:32] + "." + Token(seed)
 }

@@ -328,6 +328,9 @@ func TestQueriesUseExportedMetrics(t *testing.T) {
 		{"forwardauth_resolver_calls_total", "result", "error"},
 		{"forwardauth_resolver_rejected_total", "reason", "circuit_open"},
 		{"forwardauth_resolver_rejected_total", "reason", "no_slot"},
+		{"forwardauth_resolver_rejected_total", "reason", "client_rate"},
+		{"forwardauth_decisions_total", "outcome", "misshapen"},
+		{"forwardauth_decisions_total", "outcome", "rate_limited"},
 		{"forwardauth_cache_lookups_total", "cache", "jwt"},
 	} {
 		if f := live[want.name]; f == nil || !f.Labels[want.label][want.value] {

@@ -71,13 +71,19 @@ func liveMetrics(t *testing.T) Exported {
 
 	// Every outcome of /auth while Authgear answers.
 	token := func(name, user string) string {
-		ag.AddSession(resolvertest.Bearer, name, user)
-		return name
+		tok := resolvertest.Token(name) // the shape Authgear issues
+		ag.AddSession(resolvertest.Bearer, tok, user)
+		return tok
+	}
+	// fresh is a well-shaped token Authgear never issued: a miss each time.
+	fresh := func(name string) string {
+		return resolvertest.Token(name + strconv.FormatInt(time.Now().UnixNano(), 36))
 	}
 	alice := token("alice-token", "alice")
 	s.auth("", 200, bearer(alice))            // allow, from Authgear
 	s.auth("", 200, bearer(alice))            // allow, in-process hit
-	s.auth("", 401, bearer("nobody-token"))   // deny
+	s.auth("", 401, bearer(fresh("nobody")))  // deny
+	s.auth("", 401, bearer("not-a-token"))    // misshapen: refused without asking
 	s.auth("", 401, nil)                      // no credential
 	s.auth("optional", 200, nil)              // optional, anonymous
 	s.auth("roles=admin", 403, bearer(alice)) // forbidden
@@ -117,14 +123,14 @@ func liveMetrics(t *testing.T) Exported {
 		var wg sync.WaitGroup
 		for i := range 4 {
 			wg.Go(func() {
-				s.authAny(bearer("slow-" + strconv.Itoa(i) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)))
+				s.authAny(bearer(fresh("slow" + strconv.Itoa(i))))
 			})
 		}
 		wg.Wait()
 		return s.value("forwardauth_resolver_rejected_total", "reason", "no_slot") > 0
 	})
 	ag.SetFailure(resolvertest.OK)
-	s.auth("", 401, bearer("resets-the-breaker")) // an answer: consecutive failures start over
+	s.auth("", 401, bearer(fresh("resets"))) // an answer: consecutive failures start over
 
 	// Authgear down: a cached allow is served stale, other requests get 503,
 	// and after RESOLVER_BREAK_AFTER failures the circuit opens.
@@ -136,13 +142,23 @@ func liveMetrics(t *testing.T) Exported {
 		return h.Get("X-Forwardauth-Stale") == "true"
 	})
 	s.until("the circuit open", func() bool {
-		s.auth("", 503, bearer("unknown-while-down-"+strconv.FormatInt(time.Now().UnixNano(), 36)))
+		s.auth("", 503, bearer(fresh("down")))
 		return s.value("forwardauth_resolver_rejected_total", "reason", "circuit_open") > 0
+	})
+
+	// A client past its budget of resolver calls (RESOLVER_CLIENT_BURST, 100
+	// by default; a client of its own, named by X-Forwarded-For from this
+	// trusted peer): 429.
+	s.until("a client over its budget", func() bool {
+		for range 120 {
+			s.authAny(http.Header{"Authorization": {"Bearer " + fresh("flood")}, "X-Forwarded-For": {"203.0.113.9"}})
+		}
+		return s.value("forwardauth_resolver_rejected_total", "reason", "client_rate") > 0
 	})
 
 	// Redis down: the tier fails, a webhook purge fails.
 	rs.Stop()
-	s.authAny(bearer("while-redis-is-down"))
+	s.authAny(bearer(fresh("redisdown")))
 	s.webhook(503, `{"type":"user.disabled","payload":{"user":{"id":"alice"}}}`, true)
 
 	return s.scrape()

@@ -1,24 +1,31 @@
 // Command fakeauthgear runs the Authgear test double (resolvertest.Server) as
-// a process, for load tests: bearer tokens tok-0..tok-N-1 are valid, each for
-// one of -users users, optionally after an artificial delay.
+// a process, for load tests: bearer tokens tok0..0 to tok..N-1 (numbered by
+// bench/internal/benchtok, in Authgear's shape) are valid, each for one of
+// -users users, optionally after an artificial delay.
 //
 // It prints its URL on stdout (and in -url-file). Besides Authgear's own
-// routes it serves GET /_calls: how many requests reached the resolver so far.
+// routes it serves GET /_calls: how many requests reached the resolver so
+// far, GET /_calls?prefix=P: how many carried a Bearer starting with P, and
+// GET /_jwt: a new JWT access token of user 0.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/authgear/authgear-forwardauth/bench/internal/proc"
 	"log"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/authgear/authgear-forwardauth/bench/internal/benchtok"
+	"github.com/authgear/authgear-forwardauth/bench/internal/proc"
 
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
@@ -30,8 +37,8 @@ func main() {
 	host := flag.String("host", "bench.authgear.test", "the project's public host (AUTHGEAR_ENDPOINT's host)")
 	users := flag.Int("users", 1, "number of users")
 	tokens := flag.Int("tokens", 1, "bearer tokens to register: <prefix>0 .. <prefix>N-1, token i belongs to user i mod -users")
-	prefix := flag.String("prefix", "tok-", "prefix of the registered tokens")
-	acceptPrefix := flag.String("accept-prefix", "", "if set, every bearer token starting with it is valid without registering it, for millions of tokens: <prefix>N for user N mod -users, any other for user 0")
+	prefix := flag.String("prefix", "tok", "prefix (letters) of the registered tokens")
+	acceptPrefix := flag.String("accept-prefix", "", "if set, every bearer token starting with it is valid without registering it, for millions of tokens: token N of the prefix for user N mod -users, any other for user 0")
 	delay := flag.Duration("delay", 0, "artificial latency of every resolver answer (e.g. 10s for a slow Authgear)")
 	flag.Parse()
 	if *users < 1 || *tokens < 0 {
@@ -46,7 +53,7 @@ func main() {
 		fake.AddUser(ids[i])
 	}
 	for i := 0; i < *tokens; i++ {
-		fake.AddSession(resolvertest.Bearer, *prefix+strconv.Itoa(i), ids[i%*users].UserID)
+		fake.AddSession(resolvertest.Bearer, benchtok.Token(*prefix, int64(i)), ids[i%*users].UserID)
 	}
 	if p := *acceptPrefix; p != "" {
 		allow := make([]http.Header, len(ids))
@@ -58,8 +65,8 @@ func main() {
 			scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			if strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(token, p) {
 				user := 0
-				if n, err := strconv.Atoi(token[len(p):]); err == nil && n >= 0 {
-					user = n % len(ids)
+				if n, ok := benchtok.Number(p, token); ok {
+					user = int(n % int64(len(ids)))
 				}
 				h := w.Header()
 				for k, v := range allow[user] {
@@ -73,7 +80,19 @@ func main() {
 	// The fake's routes, served on a listener of our own so that the address
 	// can be chosen; the resolver is wrapped for the delay.
 	inner := fake.Config.Handler
-	resolve := inner
+	// Calls by the prefix of their Bearer, counted on arrival.
+	var byPrefix sync.Map // prefix -> *atomic.Int64
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		byPrefix.Range(func(k, v any) bool {
+			if strings.HasPrefix(token, k.(string)) {
+				v.(*atomic.Int64).Add(1)
+			}
+			return true
+		})
+		inner.ServeHTTP(w, r)
+	})
+	resolve := http.Handler(counted)
 	if d := *delay; d > 0 {
 		resolve = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			t := time.NewTimer(d)
@@ -82,7 +101,7 @@ func main() {
 			case <-t.C:
 			case <-r.Context().Done():
 			}
-			inner.ServeHTTP(w, r)
+			counted.ServeHTTP(w, r)
 		})
 	}
 	mux := http.NewServeMux()
@@ -90,7 +109,17 @@ func main() {
 	mux.Handle("/resolve", resolve)
 	mux.HandleFunc("/_calls", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if p := r.URL.Query().Get("prefix"); p != "" {
+			v, _ := byPrefix.LoadOrStore(p, new(atomic.Int64))
+			fmt.Fprintln(w, v.(*atomic.Int64).Load())
+			return
+		}
 		fmt.Fprintln(w, fake.Calls())
+	})
+	mux.HandleFunc("/_jwt", func(w http.ResponseWriter, r *http.Request) {
+		// A JWT access token of user 0, as Authgear issues them.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, fake.IssueJWT(ids[0].UserID))
 	})
 	mux.Handle("/", inner)
 
@@ -98,8 +127,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Fprintf(os.Stderr, "fakeauthgear: %s, host %s, %d users, %d tokens (%s0..), accept-prefix %q, delay %s\n",
-		url, *host, *users, *tokens, *prefix, *acceptPrefix, *delay)
+	// Discovery announces the JWKS on the fake's own address: make it this
+	// listener's, which the service reaches with the project's Host.
+	fake.URL = strings.TrimSuffix(url, "/")
+	fmt.Fprintf(os.Stderr, "fakeauthgear: %s, host %s, %d users, %d tokens (%s..), accept-prefix %q, delay %s\n",
+		url, *host, *users, *tokens, benchtok.Token(*prefix, 0), *acceptPrefix, *delay)
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

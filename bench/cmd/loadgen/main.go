@@ -23,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/authgear/authgear-forwardauth/bench/internal/benchtok"
 )
 
 func main() {
@@ -31,7 +33,7 @@ func main() {
 	n := flag.Int("n", 1000, "number of requests")
 	k := flag.Int("k", 0, "number of distinct tokens (default -n)")
 	offset := flag.Int("offset", 0, "first token number")
-	prefix := flag.String("prefix", "tok-", "token prefix")
+	prefix := flag.String("prefix", "tok", "token prefix (letters; tokens are numbered by bench/internal/benchtok)")
 	c := flag.Int("c", 64, "concurrent workers, each with its keep-alive connection (ignored with -burst)")
 	burst := flag.Bool("burst", false, "send all -n requests at once, each on its own connection")
 	maxDur := flag.Duration("max-duration", 5*time.Minute, "stop sending after this long")
@@ -77,7 +79,7 @@ func main() {
 	}
 	do := func(i int) {
 		t := i % len(urls)
-		tok := *prefix + strconv.Itoa(*offset+(i/len(urls))%*k)
+		tok := benchtok.Token(*prefix, int64(*offset+(i/len(urls))%*k))
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, urls[t]+*path, nil)
 		if err != nil {
 			log.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authgear/authgear-forwardauth/bench/internal/benchtok"
 	"github.com/authgear/authgear-forwardauth/bench/internal/proc"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
@@ -57,7 +58,8 @@ func run(mode, service, redisURL string, clients int, duration, delay time.Durat
 	}
 	ag := resolvertest.NewServer("project.example")
 	defer ag.Close()
-	// Any token tok-N is valid for user-(N mod 1000); bad-* are not.
+	// Any token number N of "tok" is valid for user-(N mod 1000); bad-* are
+	// not (nor even of Authgear's shape: refused before the resolver).
 	ag.Override(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if mode == "slow" {
 			select {
@@ -67,8 +69,8 @@ func run(mode, service, redisURL string, clients int, duration, delay time.Durat
 			}
 		}
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if n, ok := strings.CutPrefix(tok, "tok-"); ok {
-			i, _ := strconv.Atoi(n)
+		if n, ok := benchtok.Number("tok", tok); ok {
+			i := int(n)
 			w.Header().Set(resolver.HeaderSessionValid, "true")
 			w.Header().Set(resolver.HeaderUserID, "user-"+strconv.Itoa(i%1000))
 			w.Header().Set(resolver.HeaderUserAnonymous, "false")
@@ -82,6 +84,8 @@ func run(mode, service, redisURL string, clients int, duration, delay time.Durat
 		"AUTHGEAR_RESOLVER_URL=" + ag.ResolverURL().String(),
 		"AUTHGEAR_WEBHOOK_SECRET=" + webhookSecret,
 		"LOG_LEVEL=error",
+		// Every simulated client shares 127.0.0.1: no per-client budget.
+		"RESOLVER_CLIENT_RATE=0",
 	}
 	if redisURL != "" {
 		env = append(env, "REDIS_URL="+redisURL, "REDIS_KEY_PREFIX=loadrun:", "CACHE_KEY_SECRET=loadrun-cache-key-secret-0123456789abcdef")
@@ -116,13 +120,13 @@ func run(mode, service, redisURL string, clients int, duration, delay time.Durat
 				req, _ := http.NewRequest("GET", base+"/auth", nil)
 				switch {
 				case mode == "slow":
-					req.Header.Set("Authorization", "Bearer tok-"+strconv.FormatInt(next.Add(1), 10))
+					req.Header.Set("Authorization", "Bearer "+benchtok.Token("tok", next.Add(1)))
 				default:
 					switch p := rng.IntN(100); {
 					case p < 70: // a warm session
-						req.Header.Set("Authorization", "Bearer tok-"+strconv.Itoa(rng.IntN(500)))
+						req.Header.Set("Authorization", "Bearer "+benchtok.Token("tok", rng.Int64N(500)))
 					case p < 85: // a new one
-						req.Header.Set("Authorization", "Bearer tok-"+strconv.FormatInt(100000+next.Add(1), 10))
+						req.Header.Set("Authorization", "Bearer "+benchtok.Token("tok", 100000+next.Add(1)))
 					case p < 95:
 						req.Header.Set("Authorization", "Bearer bad-"+strconv.Itoa(rng.IntN(1000)))
 					}

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authgear/authgear-forwardauth/bench/internal/benchtok"
 	"github.com/authgear/authgear-forwardauth/bench/internal/proc"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
@@ -52,7 +53,7 @@ func run(service, redisURL string, rounds, workers int) error {
 	for i := range users {
 		id := "user-" + strconv.Itoa(i)
 		ag.AddUser(resolver.Identity{UserID: id})
-		ag.AddSession(resolvertest.Bearer, "tok-"+strconv.Itoa(i), id)
+		ag.AddSession(resolvertest.Bearer, benchtok.Token("tok", int64(i)), id)
 	}
 	var replicas []string
 	for range 2 {
@@ -66,6 +67,7 @@ func run(service, redisURL string, rounds, workers int) error {
 			"LOCAL_CACHE_TTL=1h",
 			"AUTHGEAR_WEBHOOK_SECRET=" + secret,
 			"LOG_LEVEL=warn",
+			"RESOLVER_CLIENT_RATE=0", // all users share 127.0.0.1
 		})
 		if err != nil {
 			return err
@@ -79,7 +81,7 @@ func run(service, redisURL string, rounds, workers int) error {
 	var total atomic.Int64
 	for round := range rounds {
 		victim := round // a user no earlier round revoked
-		victimTok := "tok-" + strconv.Itoa(victim)
+		victimTok := benchtok.Token("tok", int64(victim))
 		var mu sync.Mutex
 		lastAllow := map[string]time.Time{}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -92,7 +94,7 @@ func run(service, redisURL string, rounds, workers int) error {
 					for i := 0; ctx.Err() == nil; i++ {
 						tok := victimTok
 						if (i+w)%4 != 0 {
-							tok = "tok-" + strconv.Itoa(rounds+(i*7+w)%(users-rounds))
+							tok = benchtok.Token("tok", int64(rounds+(i*7+w)%(users-rounds)))
 						}
 						status := get(client, base, tok)
 						total.Add(1)

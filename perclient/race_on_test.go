@@ -1,0 +1,5 @@
+//go:build race
+
+package perclient
+
+const raceEnabled = true
