@@ -96,7 +96,7 @@ func TestAssertionAudience(t *testing.T) {
 		{"a space in the original host", []string{"X-Original-URL", "https://app.exa mple.com/"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := s.do("GET", "/auth", hdr(append([]string{"Authorization", "Bearer "+aliceToken}, tc.header...)...))
+			w := s.do("GET", "/auth", hdr(append([]string{"Authorization", "Bearer " + aliceToken}, tc.header...)...))
 			if w.Code != 200 {
 				t.Fatalf("status %d", w.Code)
 			}
@@ -123,7 +123,7 @@ func TestAssertionAudience(t *testing.T) {
 
 func TestAssertionNeedsATrustedGateway(t *testing.T) {
 	s := newStack(t, stackOptions{assertion: newTestIssuer(t)}) // trusts nobody
-	w := s.do("GET", "/auth", hdr(append([]string{"Authorization", "Bearer "+aliceToken}, forwardedOriginal("app.example.com")...)...))
+	w := s.do("GET", "/auth", hdr(append([]string{"Authorization", "Bearer " + aliceToken}, forwardedOriginal("app.example.com")...)...))
 	if w.Code != 200 || w.Header().Get(HeaderJWTAssertion) != "" {
 		t.Fatalf("status %d, assertion %q: want 200 and none", w.Code, w.Header().Get(HeaderJWTAssertion))
 	}
@@ -138,7 +138,7 @@ func TestAssertionOptionalAndRefusals(t *testing.T) {
 		t.Errorf("optional anonymous: %d %q", w.Code, v)
 	}
 	// optional, signed in: a token.
-	w = s.do("GET", "/auth?optional", hdr(append([]string{"Authorization", "Bearer "+aliceToken}, orig...)...))
+	w = s.do("GET", "/auth?optional", hdr(append([]string{"Authorization", "Bearer " + aliceToken}, orig...)...))
 	if w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
 	}
@@ -150,9 +150,9 @@ func TestAssertionOptionalAndRefusals(t *testing.T) {
 		status int
 	}{
 		{"/auth", nil, 401},
-		{"/auth", []string{"Authorization", "Bearer "+nopeToken}, 401},
-		{"/auth?roles=root", []string{"Authorization", "Bearer "+aliceToken}, 403},
-		{"/auth", []string{"Authorization", "Bearer "+anonToken}, 403},
+		{"/auth", []string{"Authorization", "Bearer " + nopeToken}, 401},
+		{"/auth?roles=root", []string{"Authorization", "Bearer " + aliceToken}, 403},
+		{"/auth", []string{"Authorization", "Bearer " + anonToken}, 403},
 	} {
 		w := s.do("GET", tc.target, hdr(append(tc.header, orig...)...))
 		if w.Code != tc.status {
@@ -171,9 +171,9 @@ func TestAssertionOffChangesNothing(t *testing.T) {
 		target string
 		header []string
 	}{
-		{"/auth", []string{"Authorization", "Bearer "+aliceToken}},
+		{"/auth", []string{"Authorization", "Bearer " + aliceToken}},
 		{"/auth?optional", nil},
-		{"/auth?optional", []string{"Authorization", "Bearer "+aliceToken}},
+		{"/auth?optional", []string{"Authorization", "Bearer " + aliceToken}},
 	} {
 		w := s.do("GET", tc.target, hdr(append(tc.header, orig...)...))
 		if _, ok := w.Result().Header[HeaderJWTAssertion]; w.Code != 200 || ok {
@@ -204,7 +204,7 @@ func TestJWKSEndpoint(t *testing.T) {
 func TestAssertionReusedThenDroppedByPurge(t *testing.T) {
 	iss := newTestIssuer(t)
 	s := newStack(t, stackOptions{assertion: iss, trusted: testPeer})
-	req := hdr(append([]string{"Authorization", "Bearer "+aliceToken}, forwardedOriginal("app.example.com")...)...)
+	req := hdr(append([]string{"Authorization", "Bearer " + aliceToken}, forwardedOriginal("app.example.com")...)...)
 	get := func() string {
 		t.Helper()
 		w := s.do("GET", "/auth", req)
@@ -248,7 +248,7 @@ func TestAssertionFailureIsA500WithoutIdentity(t *testing.T) {
 	h := New(Config{Auth: AuthConfig{TrustedProxies: testPeer, Assertion: failingAsserter{}}},
 		Deps{Decider: decisionFunc(func() *resolver.Decision { return resolver.Allow(alice, time.Time{}) }), Logger: discard, Registry: prometheus.NewRegistry()})
 	r := httptest.NewRequest("GET", "/auth", nil)
-	for k, v := range hdr(append([]string{"Authorization", "Bearer "+aliceToken}, forwardedOriginal("app.example.com")...)...) {
+	for k, v := range hdr(append([]string{"Authorization", "Bearer " + aliceToken}, forwardedOriginal("app.example.com")...)...) {
 		r.Header[k] = v
 	}
 	w := httptest.NewRecorder()
