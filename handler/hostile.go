@@ -114,6 +114,10 @@ func ambiguousOriginal(h http.Header) bool {
 // they can; one that reaches the service came from the client.
 func clientIdentityHeader(h http.Header) bool {
 	for name := range h {
+		// Most names start with another letter: decided by their first byte.
+		if c := name[0] | 0x20; c != 'x' && 'a' <= c && c <= 'z' {
+			continue
+		}
 		if len(name) >= len("xauthgear") && lettersHavePrefix(name, "xauthgear") {
 			return true
 		}

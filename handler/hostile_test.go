@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -268,4 +270,28 @@ func FuzzAmbiguousTarget(f *testing.F) {
 			t.Fatalf("%q: service %v, README regex %v", target, got, !got)
 		}
 	})
+}
+
+func TestTrustedPeerForms(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}
+	for addr, want := range map[string]bool{
+		"192.0.2.7:41000":            true,
+		"192.0.2.7":                  true,
+		"[2001:db8::1]:443":          true,
+		"2001:db8::1":                true,
+		"[::ffff:192.0.2.7]:80":      true, // v4-mapped
+		"198.51.100.1:41000":         false,
+		"[2001:db9::1]:443":          false,
+		"":                           false,
+		"garbage":                    false,
+		"192.0.2.7:notaport":         true, // net/http never makes it; the address is still the gateway's
+		"[192.0.2.7]:80":             true, // as net.SplitHostPort reads it
+		"192.0.2.7.example.com:8080": false,
+	} {
+		r := httptest.NewRequest("GET", "/auth", nil)
+		r.RemoteAddr = addr
+		if got := trusted(r, proxies); got != want {
+			t.Errorf("trusted(%q) = %v, want %v", addr, got, want)
+		}
+	}
 }

@@ -24,12 +24,16 @@ type original struct {
 
 // trusted reports whether the peer may describe the original request.
 func trusted(r *http.Request, proxies []netip.Prefix) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
+	// RemoteAddr is "ip:port" from net/http: one parse (this runs on every
+	// /auth); anything else is tried as a bare address.
+	var addr netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		addr = ap.Addr()
+	} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if addr, err = netip.ParseAddr(host); err != nil {
+			return false
+		}
+	} else if addr, err = netip.ParseAddr(r.RemoteAddr); err != nil {
 		return false
 	}
 	addr = addr.Unmap()
