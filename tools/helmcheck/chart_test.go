@@ -426,6 +426,9 @@ var allSettings = map[string]string{
 	"SIGNOUT_REDIRECT_URL":    "https://app.example.com/signed-out",
 	"SIGNIN_CALLBACK_URL":     "https://app.example.com/_forwardauth/callback",
 	"SIGNIN_STATE_TTL":        "10m",
+	"ASSERTION_KEYS_FILE":     "/run/secrets/assertion/jwks.json",
+	"ASSERTION_ISSUER":        "https://forwardauth.example.com",
+	"ASSERTION_TTL":           "3m",
 	"SHUTDOWN_TIMEOUT":        "20s",
 	"LOG_LEVEL":               "debug",
 }

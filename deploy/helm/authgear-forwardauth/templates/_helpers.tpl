@@ -110,6 +110,9 @@ applies and is documented in one place (README's configuration table).
   (list "SIGNOUT_REDIRECT_URL" $v.signin.signoutRedirectURL)
   (list "SIGNIN_CALLBACK_URL" $v.signin.callbackURL)
   (list "SIGNIN_STATE_TTL" $v.signin.stateTTL)
+  (list "ASSERTION_KEYS_FILE" (ternary "/run/secrets/assertion/jwks.json" "" (ne $v.assertion.keysSecret "")))
+  (list "ASSERTION_ISSUER" $v.assertion.issuer)
+  (list "ASSERTION_TTL" $v.assertion.ttl)
   (list "SHUTDOWN_TIMEOUT" $v.shutdownTimeout)
   (list "LOG_LEVEL" $v.logLevel)
 }}
