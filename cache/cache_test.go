@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/authgear/authgear-forwardauth/cache/redistest"
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/resolver"
 )
 
@@ -56,7 +57,7 @@ func allowEveryone(req resolver.Request) (*resolver.Decision, error) {
 type testCache struct {
 	*Cache
 	stub  *stubResolver
-	clock *fakeClock
+	clock *clocktest.Clock
 	reg   *prometheus.Registry
 }
 
@@ -68,7 +69,7 @@ const (
 func newTestCache(t *testing.T, shared Tier, localTTL time.Duration, opts ...func(*Config)) *testCache {
 	t.Helper()
 	stub := &stubResolver{decide: allowEveryone}
-	clock := newFakeClock()
+	clock := clocktest.New(time.Now())
 	reg := prometheus.NewRegistry()
 	cfg := Config{TTL: testTTL, NegativeTTL: testNegTTL, FetchTimeout: 5 * time.Second, Clock: clock}
 	for _, o := range opts {

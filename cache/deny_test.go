@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/resolver"
 )
 
@@ -15,7 +16,7 @@ func jwtDecision(user, jti string, iat time.Time) *resolver.Decision {
 }
 
 func TestDenyUserBlocksTokensIssuedBeforeOnly(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(time.Now())
 	d := NewDenyList(time.Hour, nil, clock, discard)
 	before := jwtDecision("u1", "j1", clock.Now().Add(-time.Minute))
 	other := jwtDecision("u2", "j2", clock.Now().Add(-time.Minute))
@@ -45,7 +46,7 @@ func TestDenyUserBlocksTokensIssuedBeforeOnly(t *testing.T) {
 }
 
 func TestDenyTokenBlocksOneJTIUntilItsExp(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(time.Now())
 	d := NewDenyList(time.Hour, nil, clock, discard)
 	tok := jwtDecision("u1", "j1", clock.Now())
 	sibling := jwtDecision("u1", "j2", clock.Now())

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,28 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authgear/authgear-forwardauth/cache/redistest"
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/resolver"
 )
-
-// fakeClock is moved by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -165,8 +145,7 @@ func tierSuite(t *testing.T, newTier func(t *testing.T) tierCase) {
 
 func TestLocalTier(t *testing.T) {
 	tierSuite(t, func(t *testing.T) tierCase {
-		clock := newFakeClock()
-		clock.now = time.Now()
+		clock := clocktest.New(time.Now())
 		l := NewLocal(1000, time.Hour, clock)
 		return tierCase{tier: l, checkExpiry: func(t *testing.T, k Key, ttl time.Duration) {
 			// The suite sets Expires from the real clock, which has moved on
@@ -189,7 +168,7 @@ func TestLocalTier(t *testing.T) {
 }
 
 func TestLocalTierTTLBoundsEntries(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(time.Now())
 	l := NewLocal(1000, 5*time.Second, clock)
 	_ = l.Set(context.Background(), key("k"), Entry{Decision: allowFor("u"), Expires: clock.Now().Add(time.Hour)})
 	clock.Advance(5*time.Second + time.Millisecond)

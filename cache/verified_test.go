@@ -8,13 +8,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/resolver"
 )
 
-func newTestVerified(t *testing.T, maxBytes uint64, decide func(resolver.Request) (*resolver.Decision, error)) (*Verified, *stubResolver, *fakeClock) {
+func newTestVerified(t *testing.T, maxBytes uint64, decide func(resolver.Request) (*resolver.Decision, error)) (*Verified, *stubResolver, *clocktest.Clock) {
 	t.Helper()
 	stub := &stubResolver{decide: decide}
-	clock := newFakeClock()
+	clock := clocktest.New(time.Now())
 	v := NewVerified(maxBytes, Config{TTL: time.Minute, NegativeTTL: 5 * time.Second, FetchTimeout: time.Second, Clock: clock},
 		stub, prometheus.NewRegistry())
 	return v, stub, clock
@@ -49,7 +50,7 @@ func TestVerifiedKeysByTheWholeToken(t *testing.T) {
 // TestVerifiedNeverPastExp: an allow is gone at the token's exp, even with a
 // longer TTL.
 func TestVerifiedNeverPastExp(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(time.Now())
 	exp := clock.Now().Add(10 * time.Second)
 	stub := &stubResolver{decide: func(resolver.Request) (*resolver.Decision, error) {
 		return resolver.Allow(resolver.Identity{UserID: "u"}, exp), nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/authgear/authgear-forwardauth/assertion"
 	"github.com/authgear/authgear-forwardauth/cache"
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
 )
@@ -64,7 +65,7 @@ type stackOptions struct {
 	login        LoginConfig
 	jwt          JWTMode
 	shapes       CredentialShapes
-	clock        *stackClock // nil: the real time
+	clock        *clocktest.Clock // nil: the real time
 	resolverWrap func(cache.Resolver, *prometheus.Registry) cache.Resolver
 	setup        func(*resolvertest.Server) // before the service starts
 	assertion    *assertion.Issuer
@@ -144,26 +145,6 @@ func newStack(t testing.TB, opts stackOptions) *stack {
 	}
 	h := New(cfg, Deps{Decider: c, Purger: purger, Redis: opts.redis, Logger: discard, Registry: reg, Tracer: opts.tracer})
 	return &stack{authgear: ag, handler: h, reg: reg, revoker: revoker}
-}
-
-// stackClock is a clock tests move by hand.
-type stackClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newStackClock() *stackClock { return &stackClock{now: time.Now()} }
-
-func (c *stackClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stackClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 func (s *stack) do(method, target string, header http.Header) *httptest.ResponseRecorder {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/authgear/authgear-forwardauth/cache"
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/perclient"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
@@ -18,7 +19,7 @@ import (
 
 // budgetStack is the service with main's resolver chain: the client's
 // budget (rate 1/s, burst 3), then the Guard, then Authgear.
-func budgetStack(t *testing.T, clock *stackClock) *stack {
+func budgetStack(t *testing.T, clock *clocktest.Clock) *stack {
 	return newStack(t, stackOptions{
 		trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		clock:   clock,
@@ -45,7 +46,7 @@ func (s *stack) from(peer string, h http.Header) *httptest.ResponseRecorder {
 // budget; over it, 429 with Retry-After and no call, while cached answers
 // and other clients go on as before.
 func TestClientBudget(t *testing.T) {
-	clock := newStackClock()
+	clock := clocktest.New(time.Now())
 	s := budgetStack(t, clock)
 	const flooder = "203.0.113.7:5000"
 	for range 50 { // cached answers cost nothing

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
 )
@@ -178,7 +179,7 @@ func credsOf(t *testing.T, h http.Header) resolver.Credentials {
 // cache asks Authgear again rather than answer from memory.
 func TestJWTNeverServedPastExp(t *testing.T) {
 	for _, mode := range []JWTMode{JWTLocal, JWTHybrid, JWTOff} {
-		clock := newStackClock()
+		clock := clocktest.New(time.Now())
 		s := newStack(t, stackOptions{jwt: mode, clock: clock})
 		tok := s.authgear.IssueJWT(alice.UserID, resolvertest.WithClaim("exp", clock.Now().Add(20*time.Second).Unix())) // CACHE_TTL is a minute
 		for range 2 {

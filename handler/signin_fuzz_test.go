@@ -42,8 +42,8 @@ func FuzzCallback(f *testing.F) {
 		f.Add(seed.query, seed.cookie, seed.age)
 	}
 	f.Fuzz(func(t *testing.T, query, cookie string, age uint16) {
-		clock.add(time.Duration(age) * time.Minute)
-		defer clock.add(-time.Duration(age) * time.Minute)
+		clock.Advance(time.Duration(age) * time.Minute)
+		defer clock.Advance(-time.Duration(age) * time.Minute)
 		r := httptest.NewRequest(http.MethodGet, "/_forwardauth/callback", nil)
 		r.URL.RawQuery = query
 		r.Header.Set("Cookie", cookie)

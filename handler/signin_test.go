@@ -7,13 +7,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
 	"github.com/authgear/authgear-forwardauth/signin"
@@ -25,29 +25,11 @@ const (
 	signOutTarget = "https://www.example/bye"
 )
 
-// testClock is a settable clock for the state's expiry.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // signinLogin is the built-in sign-in as main configures it, returning to
 // app.example, *.apps.example and app.example:8443.
-func signinLogin(t testing.TB, clock *testClock, callback string) LoginConfig {
+func signinLogin(t testing.TB, clock *clocktest.Clock, callback string) LoginConfig {
 	t.Helper()
-	state, err := signin.NewSigner([]byte(stateSecret), 10*time.Minute, clock.now)
+	state, err := signin.NewSigner([]byte(stateSecret), 10*time.Minute, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +42,7 @@ func signinLogin(t testing.TB, clock *testClock, callback string) LoginConfig {
 	return LoginConfig{ReturnHosts: []string{"app.example", "*.apps.example", "app.example:8443"}, Signin: s}
 }
 
-func newClock() *testClock { return &testClock{t: time.Unix(1_800_000_000, 0)} }
+func newClock() *clocktest.Clock { return clocktest.New(time.Unix(1_800_000_000, 0)) }
 
 func browserHeader(extra ...string) http.Header {
 	return hdr(append([]string{"Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}, extra...)...)
@@ -267,8 +249,8 @@ func TestCallback(t *testing.T) {
 	})
 	t.Run("expired state", func(t *testing.T) {
 		st := signedState(t, login, deep)
-		clock.add(10 * time.Minute)
-		defer clock.add(-10 * time.Minute)
+		clock.Advance(10 * time.Minute)
+		defer clock.Advance(-10 * time.Minute)
 		checkPage(t, s.do("GET", "/_forwardauth/callback?state="+st, cookie), 400, deep)
 	})
 	t.Run("other methods", func(t *testing.T) {

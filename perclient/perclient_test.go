@@ -17,27 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/authgear/authgear-forwardauth/internal/clocktest"
 	"github.com/authgear/authgear-forwardauth/resolver"
 )
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // countingResolver answers deny, counting calls and remembering the client.
 type countingResolver struct {
@@ -75,7 +57,7 @@ func newBudget(t *testing.T, rate float64, burst int, clock Clock) (*Resolver, *
 }
 
 func TestBudgetBurstThenRefill(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(time.Now())
 	r, next, refused, _ := newBudget(t, 2, 3, clock)
 	ctx := context.Background()
 	spend := func() error { _, err := r.Resolve(ctx, from("198.51.100.1")); return err }
@@ -141,7 +123,7 @@ func TestBudgetOffStillNamesTheClient(t *testing.T) {
 }
 
 func TestOverBudgetIsLoggedOnceAMinuteWithoutCredentials(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(time.Now())
 	r, _, _, logs := newBudget(t, 1, 1, clock)
 	req := from("198.51.100.9")
 	req.Bearer = "aB3aB3aB3aB3aB3aB3aB3aB3aB3aB3aB"
@@ -238,7 +220,7 @@ func TestBudgetTableIsBounded(t *testing.T) {
 	}
 	const maxClients = 10_000
 	next := &countingResolver{}
-	r := New(next, Config{Rate: 1, Burst: 5, TrustedProxies: loopback, MaxClients: maxClients, Clock: newFakeClock()},
+	r := New(next, Config{Rate: 1, Burst: 5, TrustedProxies: loopback, MaxClients: maxClients, Clock: clocktest.New(time.Now())},
 		slog.New(slog.DiscardHandler), prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}))
 	var before runtime.MemStats
 	runtime.GC()
