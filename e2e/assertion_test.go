@@ -3,16 +3,13 @@
 package e2e
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -216,29 +213,5 @@ func forgedAssertion(t *testing.T) string {
 // doRaw is do with header names sent exactly as spelled.
 func doRaw(t *testing.T, base, method, uri string, headers []string) result {
 	t.Helper()
-	requestSeq.Lock()
-	requestSeq.n++
-	id := strconv.Itoa(requestSeq.n)
-	requestSeq.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, base+uri, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = appHost
-	req.Header.Set(requestIDHeader, id)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header[headers[i]] = append(req.Header[headers[i]], headers[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, uri, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}
+	return send(t, base, request{method: method, uri: uri, raw: true, headers: headers})
 }

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
@@ -151,31 +150,7 @@ func appRecorder(t *testing.T) *recorder {
 // canonicalization), name then value.
 func haproxyRequest(t *testing.T, c *http.Client, base, method, uri string, body io.Reader, headers ...string) result {
 	t.Helper()
-	requestSeq.Lock()
-	requestSeq.n++
-	id := fmt.Sprintf("haproxy-%d", requestSeq.n)
-	requestSeq.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, base+uri, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = appHost
-	req.Header.Set(requestIDHeader, id)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header[headers[i]] = append(req.Header[headers[i]], headers[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, uri, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}
+	return send(t, base, request{client: c, method: method, uri: uri, body: body, raw: true, headers: headers})
 }
 
 // rawStatus writes request (a whole HTTP/1.1 request head, with

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -460,34 +461,56 @@ func do(t *testing.T, base, method, uri string, body string, headers ...string) 
 // doHost is do with another Host.
 func doHost(t *testing.T, base, host, method, uri string, body string, headers ...string) result {
 	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	return send(t, base, request{host: host, method: method, uri: uri, body: rd, headers: headers})
+}
+
+// request is what send sends.
+type request struct {
+	client      *http.Client // nil: the shared client
+	host        string       // the Host header; "": app.example.com
+	method, uri string
+	body        io.Reader
+	// raw sends header names as spelled instead of canonicalizing them.
+	raw     bool
+	headers []string // name, value pairs
+}
+
+// send makes one request to the gateway at base, tagged with a fresh
+// X-E2e-Request-Id.
+func send(t *testing.T, base string, rq request) result {
+	t.Helper()
 	requestSeq.Lock()
 	requestSeq.n++
 	id := strconv.Itoa(requestSeq.n)
 	requestSeq.Unlock()
 
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, base+uri, rd)
+	req, err := http.NewRequestWithContext(ctx, rq.method, base+rq.uri, rq.body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Host = host
+	req.Host = cmp.Or(rq.host, appHost)
 	req.Header.Set(requestIDHeader, id)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
+	for i := 0; i+1 < len(rq.headers); i += 2 {
+		if name := rq.headers[i]; rq.raw {
+			req.Header[name] = append(req.Header[name], rq.headers[i+1])
+		} else {
+			req.Header.Add(name, rq.headers[i+1])
+		}
 	}
-	resp, err := client.Do(req)
+	resp, err := cmp.Or(rq.client, client).Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, uri, err)
+		t.Fatalf("%s %s: %v", rq.method, rq.uri, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, uri, err)
+		t.Fatalf("%s %s: reading body: %v", rq.method, rq.uri, err)
 	}
 	return result{id: id, status: resp.StatusCode, header: resp.Header, body: b}
 }
