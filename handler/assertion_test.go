@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -357,6 +358,8 @@ func (f decisionFunc) Decide(context.Context, resolver.Request) (*resolver.Decis
 func benchRequestFromGateway() *http.Request {
 	r := benchRequest()
 	r.RemoteAddr = "10.0.0.7:41000"
+	// As the server's ConnContext marks the gateway's connection.
+	r = r.WithContext(ConnContext(gatewayPeers)(r.Context(), gatewayConn{}))
 	o := forwardedOriginal("app.example.com")
 	for i := 0; i < len(o); i += 2 {
 		r.Header.Set(o[i], o[i+1])
@@ -365,6 +368,13 @@ func benchRequestFromGateway() *http.Request {
 }
 
 var gatewayPeers = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+
+// gatewayConn is the gateway's connection, as ConnContext sees it.
+type gatewayConn struct{ net.Conn }
+
+func (gatewayConn) RemoteAddr() net.Addr {
+	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort("10.0.0.7:41000"))
+}
 
 // bareHandlerNine is the baseline for assertions on: the same nine headers
 // (the ninth a token of the usual size), written the plain way.

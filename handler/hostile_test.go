@@ -295,3 +295,42 @@ func TestTrustedPeerForms(t *testing.T) {
 		}
 	}
 }
+
+// Through a real server the peer is judged once per connection
+// (ConnContext), with the same answer as the per-request parse.
+func TestConnContextTrust(t *testing.T) {
+	for _, tc := range []struct {
+		proxies []netip.Prefix
+		want    int // an ambiguous original path: judged (400) only from a trusted peer
+	}{
+		{[]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, 400},
+		{[]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, 200},
+	} {
+		s := newStack(t, stackOptions{trusted: tc.proxies})
+		srv := httptest.NewUnstartedServer(s.handler)
+		srv.Config.ConnContext = ConnContext(tc.proxies)
+		srv.Start()
+		req, _ := http.NewRequest("GET", srv.URL+"/auth", nil)
+		req.Header.Set("Authorization", "Bearer "+aliceToken)
+		req.Header.Set("X-Forwarded-Uri", "/public/..%2Fadmin")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("proxies %v: status %d, want %d", tc.proxies, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+// The connection's judgement is the one used: RemoteAddr is not parsed again.
+func TestTrustedUsesConnContext(t *testing.T) {
+	r := httptest.NewRequest("GET", "/auth", nil)
+	r.RemoteAddr = "198.51.100.1:1234" // untrusted, were it parsed
+	r = r.WithContext(ConnContext(gatewayPeers)(r.Context(), gatewayConn{}))
+	if !trusted(r, gatewayPeers) {
+		t.Error("the connection's trusted peer was not used")
+	}
+}

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -22,8 +23,28 @@ type original struct {
 	nginx bool
 }
 
+// peerTrustKey holds, in a connection's context, whether its peer may
+// describe the original request (ConnContext).
+type peerTrustKey struct{}
+
+// ConnContext is for http.Server.ConnContext: it decides once per
+// connection whether the peer is one of proxies, so that /auth does not
+// parse RemoteAddr on every request of a kept-alive gateway connection.
+// proxies must be AuthConfig.TrustedProxies.
+func ConnContext(proxies []netip.Prefix) func(context.Context, net.Conn) context.Context {
+	return func(ctx context.Context, c net.Conn) context.Context {
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			return context.WithValue(ctx, peerTrustKey{}, inProxies(a.AddrPort().Addr(), proxies))
+		}
+		return ctx
+	}
+}
+
 // trusted reports whether the peer may describe the original request.
 func trusted(r *http.Request, proxies []netip.Prefix) bool {
+	if t, ok := r.Context().Value(peerTrustKey{}).(bool); ok {
+		return t
+	}
 	// RemoteAddr is "ip:port" from net/http: one parse (this runs on every
 	// /auth); anything else is tried as a bare address.
 	var addr netip.Addr
@@ -36,6 +57,10 @@ func trusted(r *http.Request, proxies []netip.Prefix) bool {
 	} else if addr, err = netip.ParseAddr(r.RemoteAddr); err != nil {
 		return false
 	}
+	return inProxies(addr, proxies)
+}
+
+func inProxies(addr netip.Addr, proxies []netip.Prefix) bool {
 	addr = addr.Unmap()
 	for _, p := range proxies {
 		if p.Contains(addr) {
