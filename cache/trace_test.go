@@ -18,34 +18,12 @@ import (
 
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/tracing"
+	"github.com/authgear/authgear-forwardauth/tracing/tracingtest"
 )
 
 func spanRecorder(t *testing.T) (*tracetest.SpanRecorder, trace.Tracer, func(*Config)) {
-	sr := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	tracer := tp.Tracer(tracing.ScopeName)
+	sr, tracer := tracingtest.Recorder(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
 	return sr, tracer, func(c *Config) { c.Tracer = tracer }
-}
-
-func named(t *testing.T, spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
-	t.Helper()
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range spans {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func only(t *testing.T, spans []sdktrace.ReadOnlySpan, name string) sdktrace.ReadOnlySpan {
-	t.Helper()
-	got := named(t, spans, name)
-	if len(got) != 1 {
-		t.Fatalf("%d spans named %q, want 1", len(got), name)
-	}
-	return got[0]
 }
 
 func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) string {
@@ -101,11 +79,11 @@ func TestCoalescedWaitLinksToTheCallItWaitedFor(t *testing.T) {
 	waiter.End()
 
 	spans := sr.Ended()
-	call := only(t, spans, "authgear resolve")
+	call := tracingtest.OneEnded(t, spans, "authgear resolve")
 	if call.Parent().SpanID() != leader.SpanContext().SpanID() {
 		t.Errorf("resolver span's parent %s, want the leader's request %s", call.Parent().SpanID(), leader.SpanContext().SpanID())
 	}
-	wait := only(t, spans, "coalesced wait")
+	wait := tracingtest.OneEnded(t, spans, "coalesced wait")
 	if wait.Parent().SpanID() != waiter.SpanContext().SpanID() {
 		t.Errorf("wait span's parent %s, want the waiter's request %s", wait.Parent().SpanID(), waiter.SpanContext().SpanID())
 	}
@@ -117,12 +95,12 @@ func TestCoalescedWaitLinksToTheCallItWaitedFor(t *testing.T) {
 	if wait.StartTime().Before(call.StartTime()) || wait.EndTime().Before(call.EndTime()) {
 		t.Errorf("wait span %v to %v, call %v to %v", wait.StartTime(), wait.EndTime(), call.StartTime(), call.EndTime())
 	}
-	for _, s := range []sdktrace.ReadOnlySpan{only(t, spans, "leader"), only(t, spans, "waiter")} {
+	for _, s := range []sdktrace.ReadOnlySpan{tracingtest.OneEnded(t, spans, "leader"), tracingtest.OneEnded(t, spans, "waiter")} {
 		if got := attrOf(s, tracing.Tier); got != "resolver" {
 			t.Errorf("%s: tier %q, want resolver", s.Name(), got)
 		}
 	}
-	if attrOf(only(t, spans, "waiter"), tracing.Coalesced) != "true" || attrOf(only(t, spans, "leader"), tracing.Coalesced) != "" {
+	if attrOf(tracingtest.OneEnded(t, spans, "waiter"), tracing.Coalesced) != "true" || attrOf(tracingtest.OneEnded(t, spans, "leader"), tracing.Coalesced) != "" {
 		t.Error("only the waiter should be marked coalesced")
 	}
 }
@@ -149,13 +127,13 @@ func TestSharedLookupIsAChildSpan(t *testing.T) {
 			t.Fatal(err)
 		}
 		span.End()
-		return only(t, sr.Ended(), name)
+		return tracingtest.OneEnded(t, sr.Ended(), name)
 	}
 	r1 := decide(first, "first")
 	r2 := decide(second, "second")
 	r3 := decide(second, "third")
 
-	gets := named(t, sr.Ended(), "redis GET")
+	gets := tracingtest.Ended(sr.Ended(), "redis GET")
 	if len(gets) != 2 {
 		t.Fatalf("%d Redis lookups traced, want 2 (the third request is an in-process hit)", len(gets))
 	}
@@ -177,14 +155,14 @@ func TestSharedLookupIsAChildSpan(t *testing.T) {
 			t.Errorf("%s request: tier %q, want %q", c.s.Name(), got, c.tier)
 		}
 	}
-	if n := len(named(t, sr.Ended(), "authgear resolve")); n != 1 {
+	if n := len(tracingtest.Ended(sr.Ended(), "authgear resolve")); n != 1 {
 		t.Errorf("%d resolver calls traced, want 1", n)
 	}
 
 	// Redis down: its span says so, and the resolver answers.
 	down := newTestCache(t, failingTier{}, testTTL, withTracer)
 	r4 := decide(down, "fourth")
-	gets = named(t, sr.Ended(), "redis GET")
+	gets = tracingtest.Ended(sr.Ended(), "redis GET")
 	last := gets[len(gets)-1]
 	if last.Status().Code != codes.Error || attrOf(last, tracing.Result) != "error" || attrOf(r4, tracing.Tier) != "resolver" {
 		t.Errorf("failed lookup: status %v result %q; request tier %q", last.Status(), attrOf(last, tracing.Result), attrOf(r4, tracing.Tier))
@@ -204,7 +182,7 @@ func TestStaleAllowIsMarkedOnTheSpan(t *testing.T) {
 		t.Fatalf("Decide: %+v, %v; want a stale allow", d, err)
 	}
 	span.End()
-	s := only(t, sr.Ended(), "request")
+	s := tracingtest.OneEnded(t, sr.Ended(), "request")
 	if attrOf(s, tracing.Stale) != "true" || attrOf(s, tracing.Tier) != "resolver" {
 		t.Errorf("stale answer: stale %q tier %q", attrOf(s, tracing.Stale), attrOf(s, tracing.Tier))
 	}
@@ -239,7 +217,7 @@ func TestTracedAndUntracedRequestsShareAMiss(t *testing.T) {
 		release()
 		wg.Wait()
 		span.End()
-		got := named(t, sr.Ended(), "authgear resolve")
+		got := tracingtest.Ended(sr.Ended(), "authgear resolve")
 		if untracedLeads && len(got) != 0 || !untracedLeads && len(got) != 1 {
 			t.Errorf("case %d: %d resolver spans, want one only when the traced request led", i, len(got))
 		}

@@ -9,20 +9,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgear/authgear-forwardauth/resolver/resolvertest"
-	"github.com/authgear/authgear-forwardauth/tracing"
+	"github.com/authgear/authgear-forwardauth/tracing/tracingtest"
 )
-
-// recorder is an SDK tracer whose ended spans the test can read.
-func recorder(t testing.TB, sampler sdktrace.Sampler) (*tracetest.SpanRecorder, trace.Tracer) {
-	sr := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr), sdktrace.WithSampler(sampler))
-	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
-	return sr, tp.Tracer(tracing.ScopeName)
-}
 
 // The gateway's span, as a traceparent.
 const (
@@ -30,29 +21,6 @@ const (
 	gatewaySpanID  = "b7ad6b7169203331"
 	gatewayParent  = "00-" + gatewayTraceID + "-" + gatewaySpanID + "-01"
 )
-
-func spansNamed(spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range spans {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func oneSpan(t *testing.T, spans []sdktrace.ReadOnlySpan, name string) sdktrace.ReadOnlySpan {
-	t.Helper()
-	got := spansNamed(spans, name)
-	if len(got) != 1 {
-		var names []string
-		for _, s := range spans {
-			names = append(names, s.Name())
-		}
-		t.Fatalf("%d spans named %q, want 1 (spans: %q)", len(got), name, names)
-	}
-	return got[0]
-}
 
 func attr(s sdktrace.ReadOnlySpan, key attribute.Key) string {
 	for _, a := range s.Attributes() {
@@ -73,7 +41,7 @@ func wantAttrs(t *testing.T, s sdktrace.ReadOnlySpan, kv ...string) {
 }
 
 func TestAuthSpanContinuesTheGatewaysTraceToAuthgear(t *testing.T) {
-	sr, tracer := recorder(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	sr, tracer := tracingtest.Recorder(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
 	s := newStack(t, stackOptions{tracer: tracer})
 	w := s.do("GET", "/auth?roles=admin", hdr("Authorization", "Bearer "+aliceToken, "Traceparent", gatewayParent,
 		"Cookie", "app_session="+aliceApp+"; theme=dark"))
@@ -81,7 +49,7 @@ func TestAuthSpanContinuesTheGatewaysTraceToAuthgear(t *testing.T) {
 		t.Fatalf("status %d", w.Code)
 	}
 	spans := sr.Ended()
-	auth := oneSpan(t, spans, "GET /auth")
+	auth := tracingtest.OneEnded(t, spans, "GET /auth")
 	if got := auth.SpanContext().TraceID().String(); got != gatewayTraceID {
 		t.Errorf("/auth span in trace %s, want the gateway's %s", got, gatewayTraceID)
 	}
@@ -94,7 +62,7 @@ func TestAuthSpanContinuesTheGatewaysTraceToAuthgear(t *testing.T) {
 	wantAttrs(t, auth, "forwardauth.outcome", "allow", "forwardauth.tier", "resolver",
 		"forwardauth.policy", "roles=admin", "http.response.status_code", "200", "http.route", "/auth")
 
-	call := oneSpan(t, spans, "authgear resolve")
+	call := tracingtest.OneEnded(t, spans, "authgear resolve")
 	if call.Parent().SpanID() != auth.SpanContext().SpanID() || call.SpanContext().TraceID() != auth.SpanContext().TraceID() {
 		t.Errorf("resolver span's parent %s, want the /auth span %s", call.Parent().SpanID(), auth.SpanContext().SpanID())
 	}
@@ -107,9 +75,9 @@ func TestAuthSpanContinuesTheGatewaysTraceToAuthgear(t *testing.T) {
 	// Again: answered in process, without a resolver call.
 	s.do("GET", "/auth", hdr("Authorization", "Bearer "+aliceToken, "Cookie", "app_session="+aliceApp+"; theme=dark"))
 	spans = sr.Ended()
-	auths := spansNamed(spans, "GET /auth")
-	if len(auths) != 2 || len(spansNamed(spans, "authgear resolve")) != 1 {
-		t.Fatalf("spans after a hit: %d /auth, %d resolver", len(auths), len(spansNamed(spans, "authgear resolve")))
+	auths := tracingtest.Ended(spans, "GET /auth")
+	if len(auths) != 2 || len(tracingtest.Ended(spans, "authgear resolve")) != 1 {
+		t.Fatalf("spans after a hit: %d /auth, %d resolver", len(auths), len(tracingtest.Ended(spans, "authgear resolve")))
 	}
 	wantAttrs(t, auths[1], "forwardauth.outcome", "allow", "forwardauth.tier", "in-process", "forwardauth.policy", "default")
 	if auths[1].Parent().IsValid() {
@@ -130,7 +98,7 @@ func TestAuthSpanContinuesTheGatewaysTraceToAuthgear(t *testing.T) {
 }
 
 func TestAuthSpanNamesEveryOutcome(t *testing.T) {
-	sr, tracer := recorder(t, sdktrace.AlwaysSample())
+	sr, tracer := tracingtest.Recorder(t, sdktrace.AlwaysSample())
 	s := newStack(t, stackOptions{tracer: tracer})
 	tests := []struct {
 		target string
@@ -159,7 +127,7 @@ func TestAuthSpanNamesEveryOutcome(t *testing.T) {
 			t.Errorf("%s %v: status %d, want %d", tt.target, tt.header, w.Code, tt.code)
 			continue
 		}
-		auth := oneSpan(t, sr.Ended()[before:], "GET /auth")
+		auth := tracingtest.OneEnded(t, sr.Ended()[before:], "GET /auth")
 		wantAttrs(t, auth, tt.attrs...)
 		wantAttrs(t, auth, "http.response.status_code", strconv.Itoa(tt.code))
 		if isErr := auth.Status().Code == codes.Error; isErr != (tt.code >= 500) {
@@ -167,7 +135,7 @@ func TestAuthSpanNamesEveryOutcome(t *testing.T) {
 		}
 	}
 	// The failed call is an error on the resolver span too.
-	calls := spansNamed(sr.Ended(), "authgear resolve")
+	calls := tracingtest.Ended(sr.Ended(), "authgear resolve")
 	last := calls[len(calls)-1]
 	if last.Status().Code != codes.Error || attr(last, "forwardauth.result") != "error" {
 		t.Errorf("failed resolver call: status %v, result %q", last.Status(), attr(last, "forwardauth.result"))
@@ -175,29 +143,29 @@ func TestAuthSpanNamesEveryOutcome(t *testing.T) {
 }
 
 func TestAuthSpanNamesTheJWTTier(t *testing.T) {
-	sr, tracer := recorder(t, sdktrace.AlwaysSample())
+	sr, tracer := tracingtest.Recorder(t, sdktrace.AlwaysSample())
 	s := newStack(t, stackOptions{tracer: tracer, jwt: JWTLocal})
 	if w := s.do("GET", "/auth", bearerHeader(s.authgear.IssueJWT(alice.UserID))); w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
 	}
-	wantAttrs(t, oneSpan(t, sr.Ended(), "GET /auth"), "forwardauth.outcome", "allow", "forwardauth.tier", "jwt")
+	wantAttrs(t, tracingtest.OneEnded(t, sr.Ended(), "GET /auth"), "forwardauth.outcome", "allow", "forwardauth.tier", "jwt")
 	tok := s.authgear.IssueJWT(alice.UserID)
 	for range 2 { // the second time a byte-for-byte hit of the verified tokens
 		if w := s.do("GET", "/auth", bearerHeader(tok)); w.Code != 200 {
 			t.Fatalf("status %d", w.Code)
 		}
 	}
-	wantAttrs(t, spansNamed(sr.Ended(), "GET /auth")[2], "forwardauth.outcome", "allow", "forwardauth.tier", "jwt")
+	wantAttrs(t, tracingtest.Ended(sr.Ended(), "GET /auth")[2], "forwardauth.outcome", "allow", "forwardauth.tier", "jwt")
 	if w := s.do("GET", "/auth", bearerHeader(s.authgear.IssueJWT(alice.UserID, resolvertest.WithSignature("c2lnbmF0dXJl")))); w.Code != 401 {
 		t.Fatalf("status %d", w.Code)
 	}
-	wantAttrs(t, spansNamed(sr.Ended(), "GET /auth")[3], "forwardauth.outcome", "jwt_invalid", "forwardauth.tier", "jwt")
+	wantAttrs(t, tracingtest.Ended(sr.Ended(), "GET /auth")[3], "forwardauth.outcome", "jwt_invalid", "forwardauth.tier", "jwt")
 }
 
 // A gateway that did not sample the request: nothing is recorded, and
 // Authgear still learns the trace (not sampled) so that it does not start one.
 func TestUnsampledTraceIsPropagatedButNotRecorded(t *testing.T) {
-	sr, tracer := recorder(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	sr, tracer := tracingtest.Recorder(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
 	s := newStack(t, stackOptions{tracer: tracer})
 	unsampled := "00-" + gatewayTraceID + "-" + gatewaySpanID + "-00"
 	if w := s.do("GET", "/auth?roles=admin", hdr("Authorization", "Bearer "+aliceToken, "Traceparent", unsampled)); w.Code != 200 {
@@ -215,7 +183,7 @@ func TestUnsampledTraceIsPropagatedButNotRecorded(t *testing.T) {
 
 // A trace that would begin here and is not sampled costs no traceparent.
 func TestUnsampledRootSendsNoTraceparent(t *testing.T) {
-	sr, tracer := recorder(t, sdktrace.ParentBased(sdktrace.NeverSample()))
+	sr, tracer := tracingtest.Recorder(t, sdktrace.ParentBased(sdktrace.NeverSample()))
 	s := newStack(t, stackOptions{tracer: tracer})
 	if w := s.do("GET", "/auth", bearerHeader(aliceToken)); w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
@@ -230,7 +198,7 @@ func TestUnsampledRootSendsNoTraceparent(t *testing.T) {
 	if w := s.do("GET", "/auth", hdr("Authorization", "Bearer "+bobToken, "Traceparent", gatewayParent)); w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
 	}
-	if n := len(spansNamed(sr.Ended(), "GET /auth")); n != 1 || len(s.authgear.Traceparents()) != 1 {
+	if n := len(tracingtest.Ended(sr.Ended(), "GET /auth")); n != 1 || len(s.authgear.Traceparents()) != 1 {
 		t.Errorf("%d /auth spans and traceparents %q, want the gateway's trace followed", n, s.authgear.Traceparents())
 	}
 }
