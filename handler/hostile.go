@@ -81,7 +81,7 @@ func unhex(c byte) byte {
 	return c - 'a' + 10
 }
 
-// originalTargets are the request-targets a trusted gateway reports, in
+// ambiguousOriginal judges the request-targets a trusted gateway reports, in
 // either convention; more than one may be present (a client can add the
 // other convention's headers), and each must be unambiguous.
 func ambiguousOriginal(h http.Header) bool {
