@@ -336,8 +336,8 @@ func TestPurgeReachesEveryReplicasMemory(t *testing.T) {
 	for _, byUser := range []bool{true, false} {
 		name := map[bool]string{true: "by user", false: "by credential"}[byUser]
 		t.Run(name, func(t *testing.T) {
-			tier, client, _ := newRedisTier(t)
-			purgeReachesEveryReplica(t, tier, client, byUser)
+			tier, _, _ := newRedisTier(t)
+			purgeReachesEveryReplica(t, tier, byUser)
 		})
 	}
 }

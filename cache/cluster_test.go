@@ -171,44 +171,21 @@ func TestRedisTierOverCluster(t *testing.T) {
 		for _, byUser := range []bool{true, false} {
 			t.Run(map[bool]string{true: "by user", false: "by credential"}[byUser], func(t *testing.T) {
 				tier, _ := newTierOver(t, client, RedisConfig{})
-				purgeReachesEveryReplica(t, tier, client, byUser)
+				purgeReachesEveryReplica(t, tier, byUser)
 			})
 		}
 	})
 }
 
-// subscribers counts the subscribers of ch over every node: in a Cluster
-// PUBSUB NUMSUB answers for one node only.
-func subscribers(ctx context.Context, client redis.UniversalClient, ch string) int64 {
-	cc, ok := client.(*redis.ClusterClient)
-	if !ok {
-		n, _ := client.PubSubNumSub(ctx, ch).Result()
-		return n[ch]
-	}
-	var mu sync.Mutex
-	var total int64
-	_ = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		n, err := node.PubSubNumSub(ctx, ch).Result()
-		mu.Lock()
-		total += n[ch]
-		mu.Unlock()
-		return err
-	})
-	return total
-}
-
 // purgeReachesEveryReplica: a purge on replica a empties replica b's memory
 // through the channel.
-func purgeReachesEveryReplica(t *testing.T, tier *Redis, client redis.UniversalClient, byUser bool) {
+func purgeReachesEveryReplica(t *testing.T, tier *Redis, byUser bool) {
 	t.Helper()
 	a := newTestCache(t, tier, time.Hour)
 	b := newTestCache(t, tier, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for _, c := range []*testCache{a, b} {
-		go Listen(ctx, tier, nil, c.Cache)
-	}
-	eventually(t, "both replicas subscribed", func() bool { return subscribers(ctx, client, tier.channel()) == 2 })
+	listenSubscribed(t, ctx, tier, a, b)
 	a.mustDecide(t, "tok")
 	b.mustDecide(t, "tok")
 	k := b.Key(resolver.Credentials{Bearer: "tok"})
@@ -232,4 +209,33 @@ func purgeReachesEveryReplica(t *testing.T, tier *Redis, client redis.UniversalC
 	if n := b.stub.calls.Load(); n != 1 {
 		t.Fatalf("b's resolver calls = %d, want 1: it did not ask Authgear again after the purge", n)
 	}
+}
+
+// listenSubscribed starts Listen for each cache and returns once each has
+// handled its subscription, which clears its memory: a decision kept before
+// that would be dropped under the test.
+func listenSubscribed(t *testing.T, ctx context.Context, tier *Redis, caches ...*testCache) {
+	t.Helper()
+	for _, c := range caches {
+		s := &subscribedSignal{Purgeable: c.Cache, done: make(chan struct{})}
+		go Listen(ctx, tier, nil, s)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("never subscribed")
+		}
+	}
+}
+
+// subscribedSignal tells when Listen first cleared the cache it wraps, that
+// is when its subscription was confirmed.
+type subscribedSignal struct {
+	Purgeable
+	once sync.Once
+	done chan struct{}
+}
+
+func (s *subscribedSignal) clear() {
+	s.Purgeable.clear()
+	s.once.Do(func() { close(s.done) })
 }

@@ -22,7 +22,7 @@ func TestRedisTierOverSentinel(t *testing.T) {
 	topologySuite(t, client)
 	t.Run("purges reach every replica's memory", func(t *testing.T) {
 		tier, _ := newTierOver(t, client, RedisConfig{})
-		purgeReachesEveryReplica(t, tier, client, true)
+		purgeReachesEveryReplica(t, tier, true)
 	})
 }
 
@@ -49,10 +49,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	b := newTestCache(t, tier, time.Hour) // reads them back, mostly from Redis
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for _, c := range []*testCache{a, b} {
-		go Listen(ctx, tier, nil, c.Cache)
-	}
-	eventually(t, "both replicas subscribed", func() bool { return subscribers(ctx, client, tier.channel()) == 2 })
+	listenSubscribed(t, ctx, tier, a, b)
 
 	// The load: a bounded number of requests, each checked.
 	const maxCalls = 20000
