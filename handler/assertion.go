@@ -23,14 +23,15 @@ type Asserter interface {
 // maxHostLen bounds an audience: a DNS name and a port.
 const maxHostLen = 261
 
-// newAssert returns what an allow calls when assertions are on (trusted: the
-// peer may describe the original request): the header value to set (empty when the original host is unknown: no token bound to a
-// made-up audience), or nil after answering 500 because signing failed.
-func newAssert(cfg AuthConfig, logger *slog.Logger) func(w http.ResponseWriter, r *http.Request, trusted bool, d *resolver.Decision) []string {
-	return func(w http.ResponseWriter, r *http.Request, trusted bool, d *resolver.Decision) []string {
-		var aud string
-		if trusted {
-			aud = originalHost(r.Header)
+// newAssert returns what an allow calls when assertions are on: the header
+// value to set (empty when the original host is unknown, or told by a peer
+// that may not describe the original request: no token bound to a made-up
+// audience), or nil after answering 500 because signing failed.
+func newAssert(cfg AuthConfig, logger *slog.Logger) func(w http.ResponseWriter, r *http.Request, d *resolver.Decision) []string {
+	return func(w http.ResponseWriter, r *http.Request, d *resolver.Decision) []string {
+		aud := originalHost(r.Header)
+		if aud != "" && !trusted(r, cfg.TrustedProxies) {
+			aud = ""
 		}
 		if aud == "" {
 			return emptyValue

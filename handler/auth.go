@@ -168,8 +168,9 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			http.Error(w, "identity header from the client", http.StatusBadRequest)
 			return
 		}
-		isTrusted := trusted(r, cfg.TrustedProxies)
-		if isTrusted && ambiguousOriginal(r.Header) {
+		// Trust belongs to the connection; it is looked up only for a request
+		// that describes an original one, or whose answer depends on it.
+		if ambiguousOriginal(r.Header) && trusted(r, cfg.TrustedProxies) {
 			count.badPath.Inc(r)
 			http.Error(w, "ambiguous path", http.StatusBadRequest)
 			return
@@ -177,7 +178,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		route := routePolicy{n: 1}
 		if r.URL.RawQuery != "" {
 			var origQuery string
-			if isTrusted {
+			if trusted(r, cfg.TrustedProxies) {
 				origQuery = originalQuery(r.Header)
 			}
 			var err error
@@ -192,8 +193,8 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		if traced {
 			tracePolicy(r, route)
 		}
-		if cfg.AllowPreflight && isTrusted && r.Header.Get("Access-Control-Request-Method") != "" &&
-			realPreflight(r, readOriginal(r.Header)) {
+		if cfg.AllowPreflight && first(r.Header["Access-Control-Request-Method"]) != "" &&
+			trusted(r, cfg.TrustedProxies) && realPreflight(r, readOriginal(r.Header)) {
 			count.preflight.Inc(r)
 			noIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
@@ -279,7 +280,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		default:
 			var assertion []string
 			if cfg.Assertion != nil {
-				if assertion = assert(w, r, isTrusted, d); assertion == nil {
+				if assertion = assert(w, r, d); assertion == nil {
 					return // answered 500
 				}
 			}

@@ -76,15 +76,22 @@ func readCredentials(h http.Header, names cookieNames, shapes *resolver.Shapes) 
 	var seen [3]bool // net/http's Request.Cookie, which Authgear uses, takes the first valid one of a name
 	for _, line := range h["Cookie"] {
 		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			name, value, ok := strings.Cut(strings.TrimLeft(part, " "), "=")
-			if !ok {
+			// IndexByte, not strings.Cut: this runs for every cookie of every
+			// request.
+			part := line
+			if semi := strings.IndexByte(line, ';'); semi >= 0 {
+				part, line = line[:semi], line[semi+1:]
+			} else {
+				line = ""
+			}
+			eq := strings.IndexByte(part, '=')
+			if eq < 0 {
 				continue
 			}
+			value := part[eq+1:]
 			var dst *string
 			var i int
-			switch strings.TrimRight(name, " ") {
+			switch strings.Trim(part[:eq], " ") {
 			case names.appSession:
 				dst, i = &c.AppSession, 0
 			case names.appAccessToken:
