@@ -27,9 +27,9 @@ const maxHostLen = 261
 // value to set (empty when the original host is unknown, or told by a peer
 // that may not describe the original request: no token bound to a made-up
 // audience), or nil after answering 500 because signing failed.
-func newAssert(cfg AuthConfig, logger *slog.Logger) func(w http.ResponseWriter, r *http.Request, d *resolver.Decision) []string {
-	return func(w http.ResponseWriter, r *http.Request, d *resolver.Decision) []string {
-		aud := originalHost(r.Header)
+func newAssert(cfg AuthConfig, logger *slog.Logger) func(w http.ResponseWriter, r *http.Request, h *requestHeaders, d *resolver.Decision) []string {
+	return func(w http.ResponseWriter, r *http.Request, h *requestHeaders, d *resolver.Decision) []string {
+		aud := h.originalHost()
 		if aud != "" && !trusted(r, cfg.TrustedProxies) {
 			aud = ""
 		}
@@ -60,11 +60,11 @@ func setNoIdentityNorAssertion(h http.Header) {
 // readOriginal reads it, without allocating (unless the host has capitals);
 // "" when unknown, ambiguous or not a plain host[:port]. It never returns a
 // host other than readOriginal's (a test holds it to that).
-func originalHost(h http.Header) string {
-	xOrigURL, xOrigURI := first(h["X-Original-Url"]), first(h["X-Original-Uri"])
-	nginx := xOrigURL != "" || xOrigURI != "" || first(h["X-Original-Method"]) != ""
-	xFwdURI := first(h["X-Forwarded-Uri"])
-	forwarded := xFwdURI != "" || first(h["X-Forwarded-Method"]) != ""
+func (v *requestHeaders) originalHost() string {
+	xOrigURL, xOrigURI := first(v.xOriginalURL), first(v.xOriginalURI)
+	nginx := xOrigURL != "" || xOrigURI != "" || first(v.xOriginalMethod) != ""
+	xFwdURI := first(v.xForwardedURI)
+	forwarded := xFwdURI != "" || first(v.xForwardedMethod) != ""
 	switch {
 	case nginx && forwarded:
 		return ""
@@ -73,11 +73,11 @@ func originalHost(h http.Header) string {
 			return host
 		}
 		if strings.HasPrefix(xOrigURI, "/") {
-			return plainHost(firstNonEmpty(first(h["X-Forwarded-Host"]), first(h["Host"])))
+			return plainHost(firstNonEmpty(first(v.xForwardedHost), first(v.host)))
 		}
 		return ""
 	case strings.HasPrefix(xFwdURI, "/"):
-		return plainHost(first(h["X-Forwarded-Host"]))
+		return plainHost(first(v.xForwardedHost))
 	}
 	return ""
 }

@@ -163,14 +163,15 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 	}
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if clientIdentityHeader(r.Header) {
+		h := readHeaders(r.Header)
+		if h.identityHeader {
 			count.forgedHeader.Inc(r)
 			http.Error(w, "identity header from the client", http.StatusBadRequest)
 			return
 		}
 		// Trust belongs to the connection; it is looked up only for a request
 		// that describes an original one, or whose answer depends on it.
-		if ambiguousOriginal(r.Header) && trusted(r, cfg.TrustedProxies) {
+		if h.ambiguousOriginal() && trusted(r, cfg.TrustedProxies) {
 			count.badPath.Inc(r)
 			http.Error(w, "ambiguous path", http.StatusBadRequest)
 			return
@@ -179,7 +180,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		if r.URL.RawQuery != "" {
 			var origQuery string
 			if trusted(r, cfg.TrustedProxies) {
-				origQuery = originalQuery(r.Header)
+				origQuery = originalQuery(first(h.xForwardedURI))
 			}
 			var err error
 			if route, err = known.routePolicies(r.URL.RawQuery, origQuery); err != nil {
@@ -193,7 +194,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		if traced {
 			tracePolicy(r, route)
 		}
-		if cfg.AllowPreflight && first(r.Header["Access-Control-Request-Method"]) != "" &&
+		if cfg.AllowPreflight && first(h.accessControlRequestMethod) != "" &&
 			trusted(r, cfg.TrustedProxies) && realPreflight(r, readOriginal(r.Header)) {
 			count.preflight.Inc(r)
 			noIdentity(w.Header())
@@ -201,7 +202,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			return
 		}
 
-		d := verifiedHit(cfg.JWT, r.Header)
+		d := verifiedHit(cfg.JWT, h.authorization)
 		bearer := d != nil
 		if bearer && traced {
 			trace.SpanFromContext(r.Context()).SetAttributes(tracing.TierJWT)
@@ -210,7 +211,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		var err error
 		if d == nil {
 			var misshapen bool
-			creds, bearer, misshapen, err = readCredentials(r.Header, names, shapes)
+			creds, bearer, misshapen, err = credentialsOf(h.authorization, h.cookie, names, shapes)
 			switch {
 			case err != nil:
 				count.malformed.Inc(r)
@@ -280,7 +281,7 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 		default:
 			var assertion []string
 			if cfg.Assertion != nil {
-				if assertion = assert(w, r, d); assertion == nil {
+				if assertion = assert(w, r, &h, d); assertion == nil {
 					return // answered 500
 				}
 			}
@@ -301,11 +302,10 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 // Bearer JWT this process verified and still holds, matched byte for byte,
 // with JWT_VERIFY=true: Authgear tries the Bearer first, and a token that
 // was verified is well formed, so nothing else in the request is read.
-func verifiedHit(cfg JWTConfig, h http.Header) *resolver.Decision {
+func verifiedHit(cfg JWTConfig, auth []string) *resolver.Decision {
 	if cfg.Mode != JWTLocal {
 		return nil
 	}
-	auth := h["Authorization"]
 	if len(auth) != 1 {
 		return nil
 	}

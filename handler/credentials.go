@@ -54,7 +54,13 @@ func (s CredentialShapes) String() string {
 // dropped, as Authgear ignores it and goes on to the next one; misshapen says
 // one was.
 func readCredentials(h http.Header, names cookieNames, shapes *resolver.Shapes) (c resolver.Credentials, bearer, misshapen bool, err error) {
-	if auth := h["Authorization"]; len(auth) > 0 {
+	return credentialsOf(h["Authorization"], h["Cookie"], names, shapes)
+}
+
+// credentialsOf is readCredentials given the request's Authorization and
+// Cookie headers.
+func credentialsOf(auth, cookies []string, names cookieNames, shapes *resolver.Shapes) (c resolver.Credentials, bearer, misshapen bool, err error) {
+	if len(auth) > 0 {
 		if len(auth) > 1 {
 			return c, true, false, errMalformed // ambiguous: which one would the app trust?
 		}
@@ -74,7 +80,7 @@ func readCredentials(h http.Header, names cookieNames, shapes *resolver.Shapes) 
 		// Any other scheme (Basic, ...) is not an Authgear credential.
 	}
 	var seen [3]bool // net/http's Request.Cookie, which Authgear uses, takes the first valid one of a name
-	for _, line := range h["Cookie"] {
+	for _, line := range cookies {
 		for len(line) > 0 {
 			// IndexByte, not strings.Cut: this runs for every cookie of every
 			// request.

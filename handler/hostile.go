@@ -84,16 +84,16 @@ func unhex(c byte) byte {
 // ambiguousOriginal judges the request-targets a trusted gateway reports, in
 // either convention; more than one may be present (a client can add the
 // other convention's headers), and each must be unambiguous.
-func ambiguousOriginal(h http.Header) bool {
-	for _, name := range [...]string{"X-Original-Uri", "X-Forwarded-Uri"} {
-		if v := h[name]; len(v) > 0 && ambiguousTarget(v[0]) {
+func (v *requestHeaders) ambiguousOriginal() bool {
+	for _, t := range [...][]string{v.xOriginalURI, v.xForwardedURI} {
+		if len(t) > 0 && ambiguousTarget(t[0]) {
 			return true
 		}
 	}
-	if v := h["X-Original-Url"]; len(v) > 0 {
+	if len(v.xOriginalURL) > 0 {
 		// scheme://authority/path...: the target starts at the first '/'
 		// after the authority.
-		_, rest, ok := strings.Cut(v[0], "://")
+		_, rest, ok := strings.Cut(v.xOriginalURL[0], "://")
 		if !ok {
 			return true
 		}
@@ -106,23 +106,14 @@ func ambiguousOriginal(h http.Header) bool {
 	return false
 }
 
-// clientIdentityHeader reports whether h carries a header that an
-// application could read as one of ours: any name that, lower-cased and
-// with every character but letters and digits dropped, starts with
-// "xauthgear" (X-Authgear-User-Id, x_authgear_user_id, X.Authgear.User.Id
-// ... are one variable to PHP, WSGI and Rack). Gateways strip the spellings
-// they can; one that reaches the service came from the client.
-func clientIdentityHeader(h http.Header) bool {
-	for name := range h {
-		// Most names start with another letter: decided by their first byte.
-		if c := name[0] | 0x20; c != 'x' && 'a' <= c && c <= 'z' {
-			continue
-		}
-		if len(name) >= len("xauthgear") && lettersHavePrefix(name, "xauthgear") {
-			return true
-		}
-	}
-	return false
+// identityHeaderName reports whether an application could read a header
+// name as one of ours: lower-cased and with every character but letters
+// and digits dropped, it starts with "xauthgear" (X-Authgear-User-Id,
+// x_authgear_user_id, X.Authgear.User.Id ... are one variable to PHP, WSGI
+// and Rack). Gateways strip the spellings they can; one that reaches the
+// service came from the client.
+func identityHeaderName(name string) bool {
+	return len(name) >= len("xauthgear") && lettersHavePrefix(name, "xauthgear")
 }
 
 // lettersHavePrefix reports whether name's letters and digits, lower-cased,

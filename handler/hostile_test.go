@@ -137,7 +137,7 @@ func TestClientIdentityHeader(t *testing.T) {
 		"x_authgear", "X-Authgear-Anything-New", "X-Au.th_gear-User", "-X-Authgear-User-Id", "_X_Authgear_User_Roles", ".x.authgear",
 	}
 	for _, name := range forged {
-		if !clientIdentityHeader(http.Header{name: {"admin"}}) {
+		if !readHeaders(http.Header{name: {"admin"}}).identityHeader {
 			t.Errorf("%q not recognised as an identity header", name)
 		}
 	}
@@ -146,7 +146,7 @@ func TestClientIdentityHeader(t *testing.T) {
 		if name == "X-Authgearish" {
 			continue // starts with xauthgear: refused too, harmlessly
 		}
-		if clientIdentityHeader(http.Header{name: {"v"}}) {
+		if readHeaders(http.Header{name: {"v"}}).identityHeader {
 			t.Errorf("%q taken for an identity header", name)
 		}
 	}

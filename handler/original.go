@@ -99,8 +99,8 @@ func readOriginal(h http.Header) original {
 
 // originalQuery is the query of the original request as a trusted
 // X-Forwarded-Uri gives it ("" when none).
-func originalQuery(h http.Header) string {
-	if _, q, ok := strings.Cut(h.Get("X-Forwarded-Uri"), "?"); ok {
+func originalQuery(xForwardedURI string) string {
+	if _, q, ok := strings.Cut(xForwardedURI, "?"); ok {
 		return q
 	}
 	return ""
