@@ -653,6 +653,25 @@ func hostileCases() []hostileCase {
 			}})
 		}
 	}
+	// With the admin's credential: Traefik sends every preflight-shaped
+	// request to one router for every path, whose location is for
+	// preflights alone (preflight_only), so a look-alike is refused there
+	// whoever sends it; the other gateways judge it by its route's policy,
+	// which the admin passes.
+	cs = append(cs, hostileCase{"preflight/look-alike with the admin's credential", func(t *testing.T, h *hostileEnv) {
+		r := h.send(t, rawRequest{method: "OPTIONS", target: "/admin/panel",
+			fields: joinFields(hdr("Origin", "https://other.example", "Access-Control-Request-Method", "POST", "X-HTTP-Method-Override", "DELETE"), credAdmin.fields())})
+		if strings.HasPrefix(h.gw, "traefik") {
+			expectRefused(t, r)
+			if r.status != http.StatusForbidden {
+				t.Errorf("status %d, want the service's 403 (preflight_only)", r.status)
+			}
+			return
+		}
+		if r.reached() {
+			expectIdentityCGI(t, r, &userAdmin)
+		}
+	}})
 	cs = append(cs, hostileCase{"preflight/lower-case method", func(t *testing.T, h *hostileEnv) {
 		r := h.send(t, rawRequest{method: "options", target: "/admin/panel", fields: hdr("Origin", "https://other.example", "Access-Control-Request-Method", "POST")})
 		expectRefused(t, r)

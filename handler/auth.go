@@ -88,7 +88,7 @@ const headerStale = "X-Forwardauth-Stale"
 type decisionCounters struct {
 	allow, anonymous, deny, forbidden, noCredential, malformed, unavailable, preflight, policyError outcome
 	jwtInvalid, jwtRevoked, badPath, forgedHeader                                                   outcome
-	misshapen, rateLimited                                                                          outcome
+	misshapen, rateLimited, notPreflight                                                            outcome
 }
 
 func newDecisionCounters(reg prometheus.Registerer, traced bool) decisionCounters {
@@ -114,6 +114,7 @@ func newDecisionCounters(reg prometheus.Registerer, traced bool) decisionCounter
 		forgedHeader: o("forged_header"),
 		misshapen:    o("misshapen"),
 		rateLimited:  o("rate_limited"),
+		notPreflight: o("not_preflight"),
 	}
 }
 
@@ -199,6 +200,13 @@ func handleAuth(cfg AuthConfig, decider Decider, logger *slog.Logger, reg promet
 			count.preflight.Inc(r)
 			noIdentity(w.Header())
 			w.WriteHeader(http.StatusOK)
+			return
+		}
+		if route.preflightOnly() {
+			// A location for preflights alone: what is not one is refused
+			// before its credentials cost anything.
+			count.notPreflight.Inc(r)
+			http.Error(w, "only a CORS preflight may use this route", http.StatusForbidden)
 			return
 		}
 

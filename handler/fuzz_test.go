@@ -145,6 +145,7 @@ func FuzzPolicy(f *testing.F) {
 	f.Add("allow_anonymous=false&x=1", "x=1")
 	f.Add("%zz", "")
 	f.Add("roles=&roles=", "roles=")
+	f.Add("preflight_only", "")
 	var ps policies
 	f.Fuzz(func(t *testing.T, query, originalQ string) {
 		rp, err := ps.routePolicies(query, originalQ)
@@ -153,6 +154,10 @@ func FuzzPolicy(f *testing.F) {
 		}
 		if rp.n < 1 || rp.n > 2 {
 			t.Fatalf("%d policies", rp.n)
+		}
+		// A location for preflights alone is one whatever the client adds.
+		if p, err := parsePolicy(query); err == nil && p.preflightOnly && !rp.preflightOnly() {
+			t.Fatalf("query %q lost preflight_only", query)
 		}
 		// A route that requires a role admits nobody without it.
 		for _, p := range rp.p[:rp.n] {

@@ -159,6 +159,46 @@ func TestPreflight(t *testing.T) {
 				t.Error("a preflight asked Authgear")
 			}
 		})
+		// The same at a location for preflights alone, with a valid
+		// credential: a look-alike is refused all the same, unasked.
+		t.Run(tt.name+"/preflight_only", func(t *testing.T) {
+			s := newStack(t, stackOptions{trusted: tt.proxies, preflight: tt.allow})
+			h := tt.header.Clone()
+			h.Set("Authorization", "Bearer "+aliceToken)
+			w := s.do("GET", "/auth?preflight_only", h)
+			switch {
+			case tt.wantAllow && w.Code != 200:
+				t.Fatalf("status %d, want 200", w.Code)
+			case !tt.wantAllow && w.Code != 403:
+				t.Fatalf("status %d, want 403", w.Code)
+			}
+			if w.Header().Get("X-Authgear-User-Id") != "" {
+				t.Error("an identity was given")
+			}
+			if s.authgear.Calls() != 0 {
+				t.Error("Authgear was asked")
+			}
+		})
+	}
+}
+
+func TestPreflightOnlyTakesNoOtherParameter(t *testing.T) {
+	for _, q := range []string{"preflight_only&roles=admin", "optional&preflight_only", "preflight_only=maybe", "preflight_only&preflight_only"} {
+		if _, err := parsePolicy(q); err == nil {
+			t.Errorf("%q accepted", q)
+		}
+	}
+	for _, q := range []string{"preflight_only", "preflight_only=true", "preflight_only=1"} {
+		if p, err := parsePolicy(q); err != nil || !p.preflightOnly {
+			t.Errorf("%q: %+v, %v", q, p, err)
+		}
+	}
+	// Caddy appends the client's query: a reading that is for preflights
+	// alone makes the location one.
+	var ps policies
+	rp, err := ps.routePolicies("preflight_only&roles=admin", "roles=admin")
+	if err != nil || !rp.preflightOnly() {
+		t.Errorf("%+v, %v", rp, err)
 	}
 }
 

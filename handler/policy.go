@@ -18,6 +18,9 @@ type policy struct {
 	requireVerified bool     // only users with a verified identity
 	optional        bool     // no valid credential: 200 with empty identity headers
 	roles           []string // any of these
+	// preflightOnly: the location is for CORS preflights alone (Traefik's
+	// preflight router): anything else is refused, whoever sends it.
+	preflightOnly bool
 }
 
 // parsePolicy reads a policy. Anything it does not know is an error: a typo
@@ -43,6 +46,8 @@ func parsePolicy(rawQuery string) (policy, error) {
 			p.requireVerified, err = flag(name, v)
 		case "optional":
 			p.optional, err = flag(name, v)
+		case "preflight_only":
+			p.preflightOnly, err = flag(name, v)
 		case "roles":
 			for r := range strings.SplitSeq(v, ",") {
 				if r = strings.TrimSpace(r); r == "" {
@@ -51,11 +56,16 @@ func parsePolicy(rawQuery string) (policy, error) {
 				p.roles = append(p.roles, r)
 			}
 		default:
-			return p, fmt.Errorf("unknown policy parameter %q (known: allow_anonymous, require_verified, roles, optional)", name)
+			return p, fmt.Errorf("unknown policy parameter %q (known: allow_anonymous, require_verified, roles, optional, preflight_only)", name)
 		}
 		if err != nil {
 			return p, err
 		}
+	}
+	if p.preflightOnly && len(q) > 1 {
+		// Nothing else applies to such a location: another parameter is a
+		// mistake about what it does.
+		return p, fmt.Errorf("policy parameter preflight_only takes no other parameter (got %q)", rawQuery)
 	}
 	return p, nil
 }
@@ -155,6 +165,16 @@ func (rp routePolicy) optional() bool {
 		}
 	}
 	return rp.n > 0
+}
+
+// preflightOnly: a reading makes the location one for preflights alone.
+func (rp routePolicy) preflightOnly() bool {
+	for _, p := range rp.p[:rp.n] {
+		if p.preflightOnly {
+			return true
+		}
+	}
+	return false
 }
 
 func (rp routePolicy) permits(id resolver.Identity) bool {

@@ -159,6 +159,9 @@ func (p policy) String() string {
 	if p.optional {
 		parts = append(parts, "optional")
 	}
+	if p.preflightOnly {
+		parts = append(parts, "preflight_only")
+	}
 	if len(parts) == 0 {
 		return "default"
 	}
