@@ -58,6 +58,16 @@ func TestConcurrentIncSums(t *testing.T) {
 			t.Errorf("%s = %v, want %v", tt.name, got, tt.want)
 		}
 	}
+
+	// Every stripe is in the sum, whichever ones the goroutines took.
+	c := newCounter(prometheus.NewDesc("x_total", "h", nil, nil), nil, 8)
+	for i := range c.stripes {
+		c.stripes[i].n.Add(uint64(1) << i)
+	}
+	c.Inc()
+	if got := testutil.ToFloat64(c); got != 256 {
+		t.Errorf("sum of 8 stripes holding 1, 2, 4... 128, plus an Inc = %v, want 256", got)
+	}
 }
 
 // TestStacksSpreadOverStripes checks that goroutines, whose stacks lie at
