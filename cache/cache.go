@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/authgear/authgear-forwardauth/internal/stripedcounter"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/tracing"
 )
@@ -78,13 +79,13 @@ type Cache struct {
 	// started must not write its answer into the in-process tier.
 	epoch atomic.Uint64
 
-	hitsLocal, hitsShared, missLocal, missShared prometheus.Counter
+	hitsLocal, hitsShared, missLocal, missShared *stripedcounter.Counter // one per Decide
 	coalesced, sharedErrors, staleServed         prometheus.Counter
 }
 
 // New returns a cache. shared may be nil (in-process only).
 func New(cfg Config, keyer *Keyer, local *Local, shared Tier, r Resolver, logger *slog.Logger, reg prometheus.Registerer) *Cache {
-	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+	lookups := stripedcounter.NewCounterVec(prometheus.CounterOpts{
 		Name: "forwardauth_cache_lookups_total",
 		Help: "Cache lookups by tier (local, redis) and result (hit, miss).",
 	}, []string{"tier", "result"})

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/authgear/authgear-forwardauth/internal/stripedcounter"
 	"github.com/authgear/authgear-forwardauth/resolver"
 )
 
@@ -31,7 +32,8 @@ type Verified struct {
 	// epoch changes on every purge, as in Cache.
 	epoch atomic.Uint64
 
-	hits, misses, coalesced prometheus.Counter
+	hits, misses *stripedcounter.Counter // one per Lookup
+	coalesced    prometheus.Counter
 }
 
 // NewVerified returns a cache in front of verify (a resolver.JWTResolver)
@@ -55,7 +57,7 @@ func NewVerified(maxBytes uint64, cfg Config, verify Resolver, reg prometheus.Re
 	if _, ok := cfg.Clock.(systemClock); !ok {
 		opts.Clock = otterClock{cfg.Clock}
 	}
-	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+	lookups := stripedcounter.NewCounterVec(prometheus.CounterOpts{
 		Name: "forwardauth_cache_lookups_total",
 		Help: "Cache lookups by tier (local, redis) and result (hit, miss).",
 	}, []string{"tier", "result"})

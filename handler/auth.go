@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/authgear/authgear-forwardauth/internal/stripedcounter"
 	"github.com/authgear/authgear-forwardauth/resolver"
 	"github.com/authgear/authgear-forwardauth/tracing"
 )
@@ -92,7 +93,7 @@ type decisionCounters struct {
 }
 
 func newDecisionCounters(reg prometheus.Registerer, traced bool) decisionCounters {
-	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+	v := stripedcounter.NewCounterVec(prometheus.CounterOpts{
 		Name: "forwardauth_decisions_total",
 		Help: "Answers of /auth by outcome.",
 	}, []string{"outcome"})

@@ -4,20 +4,20 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/authgear/authgear-forwardauth/internal/stripedcounter"
 	"github.com/authgear/authgear-forwardauth/tracing"
 )
 
 // outcome counts one kind of answer of /auth and, when tracing, names it on
 // the request's span.
 type outcome struct {
-	counter prometheus.Counter
-	attrs   []attribute.KeyValue // nil without tracing
+	counter *stripedcounter.Counter // every /auth request counts one
+	attrs   []attribute.KeyValue    // nil without tracing
 }
 
 // Inc counts the outcome of r.
@@ -30,7 +30,7 @@ func (o outcome) Inc(r *http.Request) {
 
 // newOutcome returns a constructor of the outcomes counted in v; extra
 // attributes go on the span with the outcome's name.
-func newOutcome(v *prometheus.CounterVec, traced bool) func(name string, extra ...attribute.KeyValue) outcome {
+func newOutcome(v *stripedcounter.CounterVec, traced bool) func(name string, extra ...attribute.KeyValue) outcome {
 	return func(name string, extra ...attribute.KeyValue) outcome {
 		o := outcome{counter: v.WithLabelValues(name)}
 		if traced {
