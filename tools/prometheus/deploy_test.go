@@ -153,6 +153,7 @@ type panel struct {
 	ID         int         `json:"id"`
 	Type       string      `json:"type"`
 	Title      string      `json:"title"`
+	Desc       string      `json:"description"`
 	Datasource *datasource `json:"datasource"`
 	GridPos    *struct {
 		H, W, X, Y int
@@ -339,5 +340,22 @@ func TestQueriesUseExportedMetrics(t *testing.T) {
 	}
 	if f := live["forwardauth_resolver_duration_seconds"]; f == nil || f.Type != dto.MetricType_HISTOGRAM {
 		t.Error("forwardauth_resolver_duration_seconds is not a histogram")
+	}
+	// The panel of decisions by outcome says what each outcome answers:
+	// every outcome the service exports is named there.
+	found := false
+	eachPanel(loadDashboard(t).Panels, func(p panel) {
+		if p.Title != "Decisions by outcome" {
+			return
+		}
+		found = true
+		for outcome := range live["forwardauth_decisions_total"].Labels["outcome"] {
+			if !regexp.MustCompile(`\b` + regexp.QuoteMeta(outcome) + `\b`).MatchString(p.Desc) {
+				t.Errorf("the panel %q does not say what outcome %q answers", p.Title, outcome)
+			}
+		}
+	})
+	if !found {
+		t.Error("no panel \"Decisions by outcome\"")
 	}
 }
