@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -80,6 +81,7 @@ type rawRequest struct {
 	trailers       []field
 	omitOrigin     bool   // preflight look-alikes: leave Origin out
 	raw            string // written as is after the header block (framing headers in lines)
+	connection     string // the Connection header's value; "close" when empty
 }
 
 type rawResult struct {
@@ -122,7 +124,7 @@ func (h *hostileEnv) send(t *testing.T, rr rawRequest) rawResult {
 	default:
 		fmt.Fprintf(&b, "Host: %s\r\n", rr.host)
 	}
-	fmt.Fprintf(&b, "%s: %s\r\nConnection: close\r\n", requestIDHeader, id)
+	fmt.Fprintf(&b, "%s: %s\r\nConnection: %s\r\n", requestIDHeader, id, cmp.Or(rr.connection, "close"))
 	for _, f := range rr.fields {
 		fmt.Fprintf(&b, "%s: %s\r\n", f.Name, f.Value)
 	}
@@ -726,7 +728,7 @@ func hostileCases() []hostileCase {
 		expectRefused(t, r)
 		expectSafeReturn(t, r)
 	}})
-	return cs
+	return append(cs, moreHostileCases()...)
 }
 
 // notAPreflight says why a request that reached the application without a

@@ -14,10 +14,11 @@ import (
 // ambiguousTarget reports whether a request-target's path (the part before
 // '?') could be read as another path by some application server: one that
 // decodes twice, folds '\' to '/', drops ";params", resolves dot segments
-// or collapses "//". Browsers never send such paths. The rule, as the
+// or collapses "//", or ends the path at a decoded '?' or '#'. Browsers
+// never send such paths. The rule, as the
 // regular expression the README gives gateways:
 //
-//	(?i)^[^?]*(%(2[5def]|3[0-9b]|[46][1-9a-f]|[57][0-9a]|5[cf]|7[ef]|[01][0-9a-f])|[\\;]|//|/\.\.?(/|\?|$))
+//	(?i)^[^?]*(%(2[5def]|3[0-9b]|[46][1-9a-f]|[57][0-9a]|5[cf]|7[ef]|[01][0-9a-f])|[\\;]|//|/\.\.?(/|\?|#|%23|%3f|$))
 //
 // plus, here only, a path not starting with '/', raw bytes outside visible
 // ASCII and malformed escapes.
@@ -40,10 +41,24 @@ func ambiguousTarget(target string) bool {
 			if i+2 >= len(target) || !isHex(target[i+1]) || !isHex(target[i+2]) {
 				return true
 			}
-			if ambiguousEscape[unhex(target[i+1])<<4|unhex(target[i+2])] {
+			b := unhex(target[i+1])<<4 | unhex(target[i+2])
+			if ambiguousEscape[b] {
+				return true
+			}
+			// A dot segment ended by an encoded '?' or '#': /public/..%3F
+			// is "/" to an application that decodes before it splits off
+			// the query or fragment.
+			if (b == '?' || b == '#') && dotSegment(target[segStart:i]) {
 				return true
 			}
 			i += 2
+		case c == '#':
+			// Not in a request-target at all; some gateways pass it on
+			// (Caddy, as %23), an application may take it as the end of
+			// the path.
+			if dotSegment(target[segStart:i]) {
+				return true
+			}
 		case c <= ' ' || c >= 0x7f || c == '\\' || c == ';':
 			return true
 		}

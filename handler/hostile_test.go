@@ -14,7 +14,7 @@ import (
 
 // readmeAmbiguousPath is the rule as the README gives it to gateways; the
 // service's own check must agree with it on every path it covers.
-var readmeAmbiguousPath = regexp.MustCompile(`(?i)^[^?]*(%(2[5def]|3[0-9b]|[46][1-9a-f]|[57][0-9a]|5[cf]|7[ef]|[01][0-9a-f])|[\\;]|//|/\.\.?(/|\?|$))`)
+var readmeAmbiguousPath = regexp.MustCompile(`(?i)^[^?]*(%(2[5def]|3[0-9b]|[46][1-9a-f]|[57][0-9a]|5[cf]|7[ef]|[01][0-9a-f])|[\\;]|//|/\.\.?(/|\?|#|%23|%3f|$))`)
 
 func TestAmbiguousTarget(t *testing.T) {
 	tests := []struct {
@@ -59,6 +59,13 @@ func TestAmbiguousTarget(t *testing.T) {
 		{"/public/.", true},
 		{"/public/..?x", true},
 		{"/public/.?x", true},
+		{"/public/..%3F/admin", true},
+		{"/public/..%3fx", true},
+		{"/public/.%23", true},
+		{"/public/..#/admin", true},
+		{"/public/..#", true},
+		{"/a%3F..%23b/c", false},
+		{"/a.%3Fb/..x%23", false},
 		{"/..", true},
 		{"/.", true},
 
