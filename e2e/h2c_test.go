@@ -89,6 +89,7 @@ func TestH2CSmuggling(t *testing.T) {
 							}
 							b.WriteString("\r\n")
 							status, smuggled := smuggleH2C(t, addr, b.String(), app.smuggledID())
+							t.Logf("the gateway answered %d", status)
 							if status == http.StatusSwitchingProtocols {
 								t.Errorf("the gateway switched the connection to h2c (%s): what follows on it is no longer checked", smuggled)
 							}
