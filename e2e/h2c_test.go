@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+	//lint:ignore SA1019 the application under attack: deprecated, still deployed
 	"golang.org/x/net/http2/h2c"
 	"golang.org/x/net/http2/hpack"
 
@@ -303,6 +304,7 @@ func newH2CUpstream(t *testing.T) *h2cUpstream {
 		}
 		fmt.Fprintf(w, "served %s over HTTP/%d\n", r.URL.Path, r.ProtoMajor)
 	})
+	//lint:ignore SA1019 the application under attack: deprecated, still deployed
 	h := h2c.NewHandler(app, &http2.Server{})
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u.lenient.Load() && httpguts.HeaderValuesContainsToken(r.Header.Values("Upgrade"), "h2c") {
