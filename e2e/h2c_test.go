@@ -138,25 +138,12 @@ func TestH2CSmuggling(t *testing.T) {
 // gateway's status and what became of the smuggled request.
 func smuggleH2C(t *testing.T, addr, req, smuggledID string) (int, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// Only so that a gateway that neither answers nor closes cannot hang
-	// the test; no assertion depends on it.
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
+	c, br, resp, err := upgrade(t, addr, req)
 	if err != nil {
 		return 0, "no answer: " + err.Error()
 	}
+	defer c.Close()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		return resp.StatusCode, ""
 	}
 
@@ -204,27 +191,44 @@ func smuggleH2C(t *testing.T, addr, req, smuggledID string) (int, string) {
 	}
 }
 
-// websocketRoundTrip sends the upgrade request; on 101 it writes "ping"
-// through the tunnel and returns what came back.
-func websocketRoundTrip(t *testing.T, addr, req string) (int, string) {
+// upgrade writes req (a whole HTTP/1.1 request head) on a new connection to
+// addr and reads the answer's head; on a 101 the connection is the tunnel
+// (read it through br), otherwise the body has been drained. The caller
+// closes c (nil with an error).
+func upgrade(t *testing.T, addr, req string) (c net.Conn, br *bufio.Reader, resp *http.Response, err error) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	c, err = net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	// Only so that a gateway that neither answers nor closes cannot hang
+	// the test; no assertion depends on it.
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("no answer to the WebSocket upgrade: %v", err)
+	br = bufio.NewReader(c)
+	if resp, err = http.ReadResponse(br, nil); err != nil {
+		c.Close()
+		return nil, nil, nil, err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+	return c, br, resp, nil
+}
+
+// websocketRoundTrip sends the upgrade request; on 101 it writes "ping"
+// through the tunnel and returns what came back.
+func websocketRoundTrip(t *testing.T, addr, req string) (int, string) {
+	t.Helper()
+	c, br, resp, err := upgrade(t, addr, req)
+	if err != nil {
+		t.Fatalf("no answer to the WebSocket upgrade: %v", err)
+	}
+	defer c.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return resp.StatusCode, ""
 	}
 	if _, err := io.WriteString(c, "ping"); err != nil {
