@@ -310,12 +310,7 @@ func (c credential) permitted(route string) bool {
 // credential may enter, read the way a lenient application reads the path.
 func expectRoute(t *testing.T, r rawResult, c credential) {
 	t.Helper()
-	for _, v := range r.views {
-		if !c.permitted(v.Route) {
-			t.Errorf("the application would serve its %s route (reading %q of %q) to a request that may not enter it: %s",
-				v.Route, v.Reading, v.Target, r)
-		}
-	}
+	expectAppRoute(t, r, c)
 	if !r.reached() && r.status != 0 && r.status < 400 && !isLoginRedirect(r) {
 		t.Errorf("status %d without reaching the application", r.status)
 	}
